@@ -1,0 +1,46 @@
+//! `warmlake`: the one binary. Parses arguments, calls the daemon library, prints results.
+
+mod demo;
+mod dev;
+
+use clap::{Parser, Subcommand};
+
+/// warmlake keeps a DuckLake lake warm on this machine: a local catalog mirror, cached Parquet
+/// column chunks, a read-only folder and a local SQL socket.
+#[derive(Parser)]
+#[command(name = "warmlake", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a small lake, read it the way the daemon does, and query it.
+    Demo(demo::DemoArgs),
+    /// Developer tools: make lakes, inspect catalogs, run SQL over a lake.
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Dev(cmd) => dev::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("warmlake: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
