@@ -3,12 +3,8 @@
 # One target dir outside the checkout, so a fresh clone on the same machine rebuilds
 # incrementally instead of recompiling DuckDB (~20 minutes) from scratch; ccache for the C++,
 # which brings a DuckDB rebuild down to about two minutes when the target dir is lost.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warmlake-target}"
-export CCACHE_DIR="${CCACHE_DIR:-$HOME/.ccache}"
-export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
-if command -v ccache >/dev/null 2>&1; then
-  export CC="ccache gcc" CXX="ccache g++"
-fi
+# CC and CXX are part of DuckDB's build fingerprint: they must be the same on every run, or
+# cargo recompiles DuckDB, so ccache is installed before they are set, never optionally.
 
 # Installs Debian packages that are missing (apt-get only when needed; root or sudo).
 need_debs() {
@@ -23,3 +19,9 @@ need_debs() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+need_debs build-essential ccache pkg-config
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warmlake-target}"
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+export CC="ccache gcc" CXX="ccache g++"

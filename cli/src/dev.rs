@@ -16,6 +16,8 @@ pub enum DevCommand {
     Inspect(InspectArgs),
     /// Run SQL over a local lake with exact DuckLake semantics.
     Query(QueryArgs),
+    /// Print the DuckDB views of a local lake (`duckdb -init` them), reading its files in place.
+    LakeSql(InspectArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -23,15 +25,21 @@ pub enum Catalogs {
     Duckdb,
     Sqlite,
     Both,
+    /// No catalog file: only the PostgreSQL catalog of `--postgres`.
+    None,
 }
 
 #[derive(Args)]
 pub struct MakeLakeArgs {
     /// Folder to write the lake into (created; must not already hold a catalog).
     pub dir: PathBuf,
-    /// Which catalog databases to write.
+    /// Which catalog files to write.
     #[arg(long, value_enum, default_value = "duckdb")]
     pub catalog: Catalogs,
+    /// Also write the catalog into this PostgreSQL database (libpq connection string or URL;
+    /// tables go to the first schema of its search_path). Its data_path is DIR/data, absolute.
+    #[arg(long, value_name = "CONN")]
+    pub postgres: Option<String>,
     /// Rows of web.events.
     #[arg(long, default_value_t = LakeSpec::default().events_rows)]
     pub events_rows: u64,
@@ -51,7 +59,7 @@ pub struct MakeLakeArgs {
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// Catalog: a DuckDB file, sqlite:PATH, or a path to a SQLite file.
+    /// Catalog: a DuckDB file, sqlite:PATH, a path to a SQLite file, or postgres:CONN.
     pub catalog: String,
     /// Snapshot id (default: the latest).
     #[arg(long)]
@@ -60,7 +68,7 @@ pub struct InspectArgs {
 
 #[derive(Args)]
 pub struct QueryArgs {
-    /// Catalog: a DuckDB file, sqlite:PATH, or a path to a SQLite file.
+    /// Catalog: a DuckDB file, sqlite:PATH, a path to a SQLite file, or postgres:CONN.
     pub catalog: String,
     /// SQL to run; tables are `schema.table`.
     pub sql: String,
@@ -76,6 +84,8 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<()> {
                 Catalogs::Duckdb => vec![CatalogKind::DuckDb],
                 Catalogs::Sqlite => vec![CatalogKind::Sqlite],
                 Catalogs::Both => vec![CatalogKind::DuckDb, CatalogKind::Sqlite],
+                Catalogs::None if a.postgres.is_some() => vec![],
+                Catalogs::None => anyhow::bail!("--catalog none writes no catalog at all without --postgres"),
             };
             let spec = LakeSpec {
                 events_rows: a.events_rows,
@@ -84,9 +94,15 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<()> {
                 order_batches: a.order_batches,
                 plain: a.plain,
             };
-            let lake = generate::generate(&a.dir, &spec, &kinds)?;
+            let lake = match &a.postgres {
+                Some(conn) => generate::generate_with_postgres(&a.dir, &spec, &kinds, conn)?,
+                None => generate::generate(&a.dir, &spec, &kinds)?,
+            };
             for c in &lake.catalogs {
                 println!("catalog  {}", c.display());
+            }
+            if let Some(pg) = &lake.postgres {
+                println!("catalog  {pg}");
             }
             println!("data     {}", lake.data_dir.display());
             println!("{} Parquet files, {} bytes, latest snapshot {}", lake.files, lake.bytes, lake.latest_snapshot);
@@ -100,6 +116,17 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<()> {
             };
             let lake = reader.read_snapshot(id)?;
             println!("{}", serde_json::to_string_pretty(&lake).context("encoding the snapshot")?);
+            Ok(())
+        }
+        DevCommand::LakeSql(a) => {
+            let reader = CatalogReader::open(&CatalogLocation::parse(&a.catalog), None)?;
+            let id = match a.snapshot {
+                Some(id) => id,
+                None => reader.latest_snapshot()?.id,
+            };
+            let lake = reader.read_snapshot(id)?;
+            let root = lake.data_root.clone();
+            print!("{}", warmlake_daemon::view_sql::lake_script(&lake, &|k| format!("{root}{k}")));
             Ok(())
         }
         DevCommand::Query(a) => {

@@ -1,7 +1,9 @@
 //! `warmlake`: the one binary. Parses arguments, calls the daemon library, prints results.
 
+mod daemon_cmd;
 mod demo;
 mod dev;
+mod sql_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +18,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon in the foreground: mirror the catalog, mount the lake, refresh.
+    Daemon(daemon_cmd::DaemonArgs),
     /// Generate a small lake, read it the way the daemon does, and query it.
     Demo(demo::DemoArgs),
     /// Developer tools: make lakes, inspect catalogs, run SQL over a lake.
     #[command(subcommand)]
     Dev(dev::DevCommand),
+    /// Serve a local lake on the SQL socket only (psql -h DIR -p PORT -d lake).
+    ServeSql(sql_cmd::ServeSqlArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,8 +39,10 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Daemon(args) => daemon_cmd::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Dev(cmd) => dev::run(cmd),
+        Command::ServeSql(args) => sql_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

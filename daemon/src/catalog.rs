@@ -19,8 +19,9 @@ mod ducklake_type;
 mod features;
 mod location;
 mod model;
+pub(crate) mod postgres;
 mod reader;
-mod row;
+pub(crate) mod row;
 
 pub use backend::BackendError;
 pub use ducklake_type::TypeError;

@@ -1,5 +1,6 @@
-//! A DuckLake lake generator: writes a valid DuckLake 1.0 catalog (DuckDB file and/or SQLite
-//! file) plus Parquet data and delete files, without the DuckLake extension.
+//! A DuckLake lake generator: writes a valid DuckLake 1.0 catalog (DuckDB file, SQLite file
+//! and/or a PostgreSQL database) plus Parquet data and delete files, without the DuckLake
+//! extension.
 //!
 //! Data files are written by DuckDB's own Parquet writer with field ids equal to the
 //! catalog's column ids, exactly as the extension does, and the catalog tables are created with
@@ -13,6 +14,8 @@ mod builder;
 use std::path::{Path, PathBuf};
 
 pub use builder::CATALOG_DDL;
+
+use crate::catalog::{BackendError, CatalogLocation};
 
 /// What to generate. The defaults make the small demo lake (a few MB, about a second).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,8 @@ impl CatalogKind {
 pub struct GeneratedLake {
     /// Catalog files written, in the order of the kinds asked for.
     pub catalogs: Vec<PathBuf>,
+    /// The PostgreSQL catalog written, if one was asked for ([`generate_with_postgres`]).
+    pub postgres: Option<CatalogLocation>,
     /// The data folder (the catalogs' `data_path`, `data/` relative to them).
     pub data_dir: PathBuf,
     /// The newest snapshot id.
@@ -81,10 +86,39 @@ pub enum GenerateError {
     DuckDb { doing: String, source: duckdb::Error },
     #[error("sqlite failed while writing {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
+    /// `location` is the connection string with any password hidden.
+    #[error("writing the catalog into {location} failed: {source}")]
+    Postgres { location: String, source: BackendError },
 }
 
 /// Generates a lake into `dir` (created if missing; must not already hold a catalog).
 pub fn generate(dir: &Path, spec: &LakeSpec, kinds: &[CatalogKind]) -> Result<GeneratedLake, GenerateError> {
+    generate_catalogs(dir, spec, kinds, None)
+}
+
+/// Like [`generate`], and also writes the same catalog into the PostgreSQL database `conn`
+/// names (a libpq connection string or URL; the tables go to the first schema of its
+/// `search_path`, which must exist and hold no DuckLake catalog yet). The data files are the
+/// ones in `dir`, so every catalog written describes the same lake; the PostgreSQL catalog's
+/// `data_path` is the absolute path of `dir/data/`, since it has no file to be relative to.
+///
+/// The PostgreSQL catalog is written first, in one transaction: if the server refuses it, no
+/// catalog file exists yet and the folder can be reused.
+pub fn generate_with_postgres(
+    dir: &Path,
+    spec: &LakeSpec,
+    kinds: &[CatalogKind],
+    conn: &str,
+) -> Result<GeneratedLake, GenerateError> {
+    generate_catalogs(dir, spec, kinds, Some(conn))
+}
+
+fn generate_catalogs(
+    dir: &Path,
+    spec: &LakeSpec,
+    kinds: &[CatalogKind],
+    postgres: Option<&str>,
+) -> Result<GeneratedLake, GenerateError> {
     for kind in [CatalogKind::DuckDb, CatalogKind::Sqlite] {
         if dir.join(kind.file_name()).exists() {
             return Err(GenerateError::NotEmpty { path: dir.to_path_buf() });
@@ -94,6 +128,9 @@ pub fn generate(dir: &Path, spec: &LakeSpec, kinds: &[CatalogKind]) -> Result<Ge
     std::fs::create_dir_all(&data_dir).map_err(|source| GenerateError::Io { path: data_dir.clone(), source })?;
     let mut b = builder::Builder::new(dir, spec.clone())?;
     b.write_history()?;
+    if let Some(conn) = postgres {
+        b.write_postgres_catalog(conn)?;
+    }
     let mut catalogs = Vec::new();
     for kind in kinds {
         let path = dir.join(kind.file_name());
@@ -105,6 +142,7 @@ pub fn generate(dir: &Path, spec: &LakeSpec, kinds: &[CatalogKind]) -> Result<Ge
     }
     Ok(GeneratedLake {
         catalogs,
+        postgres: postgres.map(|conn| CatalogLocation::Postgres(conn.to_string())),
         data_dir,
         latest_snapshot: b.latest_snapshot(),
         files: b.files_written(),

@@ -1,8 +1,16 @@
 //! The warmlake daemon library: DuckLake catalog reading, the lake generator, and the SQL
 //! that gives DuckDB exact DuckLake semantics. See `docs/ARCHITECTURE.md` for the whole picture.
 
+pub mod cache;
 pub mod catalog;
+pub mod config;
+pub mod daemon;
 pub mod generate;
 pub mod lake_path;
+pub mod layout;
 pub mod local_query;
+pub mod mirror;
+pub mod sql;
+pub mod store;
+pub mod tree;
 pub mod view_sql;

@@ -21,15 +21,21 @@ pub enum QueryError {
     DuckDb(#[from] duckdb::Error),
 }
 
-/// Runs `sql` against views of every table in `lake` (deletes applied, inlined rows included).
+/// Runs `sql` against views of every table in `lake` (deletes applied, inlined rows included),
+/// reading the files directly from the lake's local data root.
 pub fn query_text(lake: &LakeSnapshot, sql: &str) -> Result<TextResult, QueryError> {
     if lake.data_root.contains("://") {
         return Err(QueryError::NotLocal(lake.data_root.clone()));
     }
     let root = lake.data_root.clone();
     let script = view_sql::lake_script(lake, &|k| format!("{root}{k}"));
+    script_query_text(&script, sql)
+}
+
+/// Runs a `lake.sql`-style script (for example the one in the mount), then `sql`.
+pub fn script_query_text(script: &str, sql: &str) -> Result<TextResult, QueryError> {
     let db = duckdb::Connection::open_in_memory()?;
-    db.execute_batch(&script)?;
+    db.execute_batch(script)?;
     // Cast every column to text in DuckDB itself, so values print exactly as DuckDB shows them.
     let mut stmt = db.prepare(&format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})"))?;
     let mut result = stmt.query([])?;

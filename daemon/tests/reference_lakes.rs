@@ -4,19 +4,21 @@
 mod fixtures;
 
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
-use warmlake_daemon::view_sql::{literal, table_select};
+use warmlake_daemon::mirror::Mirror;
+use warmlake_daemon::view_sql::table_select;
 
-/// Types the expected Parquet files cannot hold exactly (Parquet has no HUGEINT, and DuckDB
-/// writes TIMESTAMP_MS as a plain TIMESTAMP); values are still compared after a cast.
-fn same_type(view: &str, expected: &str) -> bool {
-    view == expected || matches!((view, expected), ("HUGEINT", "DOUBLE") | ("TIMESTAMP_MS", "TIMESTAMP"))
-}
-
-fn check_lake(name: &str) -> usize {
+fn open_lake(name: &str) -> CatalogReader {
     let lake = fixtures::root().join("reference").join(name);
     let location = CatalogLocation::parse(&lake.join("catalog.ducklake").to_string_lossy());
     let reader = CatalogReader::open(&location, None).expect("reference catalog opens");
     assert_eq!(reader.features().version, "1.0");
+    reader
+}
+
+/// Compares every expected answer of lake `name` with what `reader` (the lake's catalog, or a
+/// mirror of it) gives.
+fn check_lake(name: &str, reader: &CatalogReader) -> usize {
+    let lake = fixtures::root().join("reference").join(name);
     let root = reader.data_root().to_string();
     let db = duckdb::Connection::open_in_memory().expect("duckdb");
     let mut checked = 0;
@@ -35,31 +37,9 @@ fn check_lake(name: &str) -> usize {
         let def = lake_at.table(schema, table).unwrap_or_else(|| panic!("{stem}: table missing"));
         let url = |k: &warmlake_daemon::lake_path::LakeKey| format!("{root}{k}");
         let select = table_select(def, snapshot, &url).expect("view sql");
-        db.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP VIEW v AS {select}; CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet({});",
-            literal(&path.to_string_lossy())
-        ))
-        .unwrap_or_else(|e| panic!("{stem}: {e}\n{select}"));
-        let describe = |v: &str| -> Vec<(String, String)> {
-            let mut stmt =
-                db.prepare(&format!("SELECT column_name, column_type FROM (DESCRIBE {v})")).expect("describe");
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows").map(|r| r.expect("row")).collect()
-        };
-        let (got, want) = (describe("v"), describe("e"));
-        assert_eq!(got.len(), want.len(), "{stem}: columns {got:?} vs {want:?}");
-        for ((gn, gt), (wn, wt)) in got.iter().zip(&want) {
-            assert_eq!(gn, wn, "{stem}: column names");
-            assert!(same_type(gt, wt), "{stem}: column {gn} is {gt}, expected {wt}");
-        }
-        let diff: i64 = db
-            .query_row(
-                "SELECT count(*) FROM ((SELECT * FROM v EXCEPT ALL SELECT * FROM e) UNION ALL (SELECT * FROM e EXCEPT ALL SELECT * FROM v))",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap_or_else(|e| panic!("{stem}: {e}"));
-        let rows: i64 = db.query_row("SELECT count(*) FROM v", [], |r| r.get(0)).expect("count");
-        assert_eq!(diff, 0, "{stem}: {diff} rows differ ({rows} rows in the view)");
+        db.execute_batch(&format!("CREATE OR REPLACE TEMP VIEW v AS {select}"))
+            .unwrap_or_else(|e| panic!("{stem}: {e}\n{select}"));
+        fixtures::assert_equals_expected(&db, "v", &path, &stem);
         checked += 1;
     }
     checked
@@ -67,10 +47,25 @@ fn check_lake(name: &str) -> usize {
 
 #[test]
 fn shop_matches_the_extension_at_every_snapshot() {
-    assert_eq!(check_lake("shop"), 50);
+    assert_eq!(check_lake("shop", &open_lake("shop")), 50);
 }
 
 #[test]
 fn types_match_the_extension_at_every_snapshot() {
-    assert_eq!(check_lake("types"), 3);
+    assert_eq!(check_lake("types", &open_lake("types")), 3);
+}
+
+/// The same answers come from the local mirror, read with no access to the source catalog.
+#[test]
+fn mirrors_of_the_reference_lakes_give_the_same_answers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (name, tables) in [("shop", 50), ("types", 3)] {
+        let path = tmp.path().join(format!("mirror/{name}.sqlite"));
+        let mut mirror = Mirror::open(&path).expect("mirror opens");
+        let report = mirror.sync(&open_lake(name)).expect("mirror syncs");
+        assert!(report.full && report.rows > 0, "{report:?}");
+        drop(mirror);
+        let offline = CatalogReader::open(&CatalogLocation::Sqlite(path), None).expect("mirror reads");
+        assert_eq!(check_lake(name, &offline), tables);
+    }
 }

@@ -16,6 +16,8 @@ pub enum BackendError {
     DuckDb(Box<duckdb::Error>),
     #[error("sqlite: {0}")]
     Sqlite(Box<rusqlite::Error>),
+    #[error("postgres: {}", super::postgres::pg_message(.0))]
+    Postgres(Box<tokio_postgres::Error>),
     #[error("{0}")]
     Other(String),
 }
@@ -23,6 +25,12 @@ pub enum BackendError {
 impl From<duckdb::Error> for BackendError {
     fn from(e: duckdb::Error) -> Self {
         BackendError::DuckDb(Box::new(e))
+    }
+}
+
+impl From<tokio_postgres::Error> for BackendError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        BackendError::Postgres(Box::new(e))
     }
 }
 
@@ -155,7 +163,7 @@ impl Backend for SqliteBackend {
     }
 }
 
-fn group_columns(rows: Vec<Row>) -> TableColumns {
+pub(super) fn group_columns(rows: Vec<Row>) -> TableColumns {
     let mut out = TableColumns::new();
     for row in rows {
         if let (Ok(table), Ok(column)) = (row.text(0), row.text(1)) {

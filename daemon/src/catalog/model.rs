@@ -16,7 +16,8 @@ use crate::lake_path::LakeKey;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     pub id: i64,
-    /// As the catalog wrote it, e.g. `2026-11-25 14:13:08.519889+00`.
+    /// When the snapshot was taken, RFC 3339 in UTC with microseconds
+    /// (`2026-11-25T14:13:08.519889Z`), whatever spelling the backend stores.
     pub time: String,
     pub schema_version: i64,
     /// `ducklake_snapshot_changes.changes_made`, e.g. `inserted_into_table:3`.

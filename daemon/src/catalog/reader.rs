@@ -8,11 +8,17 @@ use super::features::{Features, SUPPORTED_VERSIONS};
 use super::model::{
     ColumnDef, DataFile, DeleteFile, InlinedRows, LakeSnapshot, Partial, SnapshotInfo, TableDef, ViewDef,
 };
+use super::postgres::PostgresBackend;
 use super::row::{Row, RowError};
 use super::{CatalogError, CatalogLocation};
 use crate::lake_path::{self, LakeKey};
 
 /// An open catalog. Cheap to query repeatedly; holds one read-only connection.
+///
+/// Every method blocks its thread until the catalog database answers (a DuckDB or SQLite file,
+/// or a PostgreSQL server over the network). From async code, use it inside
+/// `tokio::task::spawn_blocking`: it does not panic inside a runtime (the PostgreSQL client runs
+/// on a thread of its own), but it would stall the runtime's worker meanwhile.
 pub struct CatalogReader {
     location: CatalogLocation,
     backend: Box<dyn Backend>,
@@ -35,11 +41,7 @@ impl CatalogReader {
         let backend: Box<dyn Backend> = match location {
             CatalogLocation::DuckDb(p) => Box::new(DuckDbBackend::open(p).map_err(unreachable)?),
             CatalogLocation::Sqlite(p) => Box::new(SqliteBackend::open(p).map_err(unreachable)?),
-            CatalogLocation::Postgres(_) => {
-                return Err(unreachable(super::BackendError::Other(
-                    "PostgreSQL catalogs are not supported by this build yet".into(),
-                )));
-            }
+            CatalogLocation::Postgres(conn) => Box::new(PostgresBackend::connect(conn).map_err(unreachable)?),
         };
         let tables = backend.table_columns().map_err(unreachable)?;
         for required in ["ducklake_metadata", "ducklake_snapshot", "ducklake_table", "ducklake_data_file"] {
@@ -96,7 +98,7 @@ impl CatalogReader {
         &self.data_root
     }
 
-    fn query(&self, table: &str, sql: &str) -> Result<Vec<Row>, CatalogError> {
+    pub(crate) fn query(&self, table: &str, sql: &str) -> Result<Vec<Row>, CatalogError> {
         self.backend.query(sql).map_err(|source| CatalogError::Query {
             location: self.location.to_string(),
             table: table.to_string(),
@@ -169,7 +171,7 @@ impl CatalogReader {
             .map(|r| {
                 Ok(SnapshotInfo {
                     id: r.i64(0).map_err(&bad)?,
-                    time: r.opt_text(1).map_err(&bad)?.unwrap_or_default(),
+                    time: canonical_time(r.opt_text(1).map_err(&bad)?.unwrap_or_default()),
                     schema_version: r.opt_i64(2).map_err(&bad)?.unwrap_or(0),
                     changes: r.opt_text(3).map_err(&bad)?,
                 })
@@ -650,6 +652,16 @@ fn parse_partial_file_info(info: &str) -> Result<Option<Partial>, String> {
     }
     pairs.sort();
     Ok(Some(Partial::RowsBySnapshot(pairs)))
+}
+
+/// Backends spell the same instant differently (DuckDB drops trailing zeros of the fraction,
+/// SQLite keeps the text as written), so snapshot times are normalised to RFC 3339 UTC with
+/// microseconds; a value that does not parse is kept as it was.
+fn canonical_time(raw: String) -> String {
+    match parse_time(&raw) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        None => raw,
+    }
 }
 
 /// Parses the timestamp spellings catalogs use (`2026-11-25 14:13:08.519889+00`, RFC 3339).

@@ -7,10 +7,15 @@
 use std::path::{Path, PathBuf};
 
 use super::{GenerateError, LakeSpec};
+use crate::catalog::CatalogLocation;
+use crate::catalog::postgres::PgClient;
 use crate::view_sql::{ident, literal};
 
 /// The DuckLake 1.0 catalog DDL, as the DuckLake extension writes it.
 pub const CATALOG_DDL: &str = include_str!("ducklake_1_0.sql");
+
+/// `data_path` of a catalog file: the `data/` folder beside it.
+const RELATIVE_DATA_PATH: &str = "data/";
 
 /// Field ids DuckLake gives the columns of positional delete files.
 const DELETE_FILE_PATH_FIELD_ID: i64 = 2_147_483_646;
@@ -139,7 +144,7 @@ impl Builder {
 
     fn now_literal(&self) -> String {
         let t = self.start + chrono::Duration::milliseconds(self.next_snapshot * 1_000);
-        literal(&t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
+        literal(&timestamp_text(t))
     }
 
     fn uuid(&self) -> Result<String, GenerateError> {
@@ -162,11 +167,24 @@ impl Builder {
         self.next_snapshot += 1;
     }
 
-    fn init(&mut self) -> Result<(), GenerateError> {
+    /// The global `ducklake_metadata` rows. `data_path` is the one value that differs between
+    /// catalogs of the same lake: relative (`data/`) in a catalog file beside the data, absolute
+    /// in a PostgreSQL catalog, which has no file to be relative to.
+    fn metadata_sql(data_path: &str) -> Vec<String> {
         let version = concat!("warmlake ", env!("CARGO_PKG_VERSION"));
-        for (k, v) in [("version", "1.0"), ("created_by", version), ("data_path", "data/"), ("encrypted", "false")] {
-            self.sql.push(format!("INSERT INTO ducklake_metadata VALUES ({}, {}, NULL, NULL)", literal(k), literal(v)));
-        }
+        [("version", "1.0"), ("created_by", version), ("data_path", data_path), ("encrypted", "false")]
+            .iter()
+            .map(|(k, v)| format!("INSERT INTO ducklake_metadata VALUES ({}, {}, NULL, NULL)", literal(k), literal(v)))
+            .collect()
+    }
+
+    /// The whole catalog as one transaction: DDL, metadata, then every commit's statements.
+    fn catalog_script(&self, begin: &str, data_path: &str) -> String {
+        let metadata = Self::metadata_sql(data_path).join(";\n");
+        format!("{begin};\n{CATALOG_DDL}\n{metadata};\n{};\nCOMMIT;", self.sql.join(";\n"))
+    }
+
+    fn init(&mut self) -> Result<(), GenerateError> {
         let uuid = self.uuid()?;
         self.sql.push(format!(
             "INSERT INTO ducklake_schema VALUES (0, {}, 0, NULL, 'main', 'main/', true)",
@@ -585,16 +603,45 @@ impl Builder {
 
     pub(super) fn write_duckdb_catalog(&self, path: &Path) -> Result<(), GenerateError> {
         let conn = duckdb::Connection::open(path).map_err(duck_err(format!("creating {}", path.display())))?;
-        let script = format!("BEGIN TRANSACTION;\n{CATALOG_DDL}\n{};\nCOMMIT;", self.sql.join(";\n"));
+        let script = self.catalog_script("BEGIN TRANSACTION", RELATIVE_DATA_PATH);
         conn.execute_batch(&script).map_err(duck_err(format!("writing {}", path.display())))
     }
 
     pub(super) fn write_sqlite_catalog(&self, path: &Path) -> Result<(), GenerateError> {
         let err = |source| GenerateError::Sqlite { path: path.to_path_buf(), source };
         let conn = rusqlite::Connection::open(path).map_err(err)?;
-        let script = format!("BEGIN;\n{CATALOG_DDL}\n{};\nCOMMIT;", self.sql.join(";\n"));
-        conn.execute_batch(&script).map_err(err)
+        conn.execute_batch(&self.catalog_script("BEGIN", RELATIVE_DATA_PATH)).map_err(err)
     }
+
+    /// Writes the catalog into the PostgreSQL database `conn` names (tables go to the first
+    /// schema of its search path), in one transaction: a failure leaves no partial catalog.
+    /// `data_path` is the data folder as an absolute path.
+    pub(super) fn write_postgres_catalog(&self, conn: &str) -> Result<(), GenerateError> {
+        let err =
+            |source| GenerateError::Postgres { location: CatalogLocation::Postgres(conn.into()).to_string(), source };
+        let data_dir = std::path::absolute(self.dir.join("data"))
+            .map_err(|source| GenerateError::Io { path: self.dir.join("data"), source })?;
+        let Some(data_path) = data_dir.to_str() else {
+            return Err(GenerateError::Io {
+                path: data_dir.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "a PostgreSQL data_path must be UTF-8"),
+            });
+        };
+        // Timestamps in the script carry their offset; UTC only keeps the server's notices calm.
+        let client = PgClient::connect(conn, "SET TimeZone = 'UTC'").map_err(err)?;
+        client.query(&self.catalog_script("BEGIN", &format!("{data_path}/"))).map_err(err)?;
+        Ok(())
+    }
+}
+
+/// A timestamp as DuckDB and PostgreSQL print a `TIMESTAMP WITH TIME ZONE` in UTC: microseconds
+/// without trailing zeros. SQLite keeps the text it was given, so anything else would make the
+/// same snapshot's time read back differently from a SQLite catalog.
+fn timestamp_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    let micros = t.format("%6f").to_string();
+    let fraction = micros.trim_end_matches('0');
+    let dot = if fraction.is_empty() { "" } else { "." };
+    format!("{}{dot}{fraction}+00", t.format("%Y-%m-%d %H:%M:%S"))
 }
 
 /// Size of a Parquet file and of its footer (the metadata length stored before `PAR1`).
@@ -685,4 +732,20 @@ fn events_columns() -> Vec<Col> {
         col(19, "day", "date", "DATE", "DATE '2026-02-01' + (i // 86400)::INTEGER"),
         col(20, "payload", "varchar", "VARCHAR", "'{\"v\":' || (i % 1000) || '}'"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_drop_trailing_zeros_like_duckdb_and_postgres() {
+        let at = |micros: i64| {
+            chrono::DateTime::from_timestamp(1_780_000_000, 0).expect("time") + chrono::Duration::microseconds(micros)
+        };
+        assert_eq!(timestamp_text(at(123_450)), "2026-05-28 20:26:40.12345+00");
+        assert_eq!(timestamp_text(at(500_000)), "2026-05-28 20:26:40.5+00");
+        assert_eq!(timestamp_text(at(0)), "2026-05-28 20:26:40+00");
+        assert_eq!(timestamp_text(at(7)), "2026-05-28 20:26:40.000007+00");
+    }
 }

@@ -1,0 +1,50 @@
+//! `warmlake daemon`: run in the foreground until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use warmlake_daemon::config::{self, Config};
+use warmlake_daemon::daemon::Daemon;
+
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// Config file (default: ~/.config/warmlake/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
+    let path = args.config.unwrap_or_else(config::default_path);
+    let config = Config::load(&path)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let daemon = tokio::task::spawn_blocking(move || Daemon::start(config)).await??;
+        let status = daemon.status();
+        eprintln!(
+            "warmlake: serving {} at snapshot {}{}",
+            status.lake,
+            status.snapshot.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            status.mount.map(|m| format!(", mounted at {}", m.display())).unwrap_or_default()
+        );
+        daemon.run(shutdown).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// A future that completes on Ctrl-C (SIGINT) or SIGTERM, the signals a terminal and a service
+/// manager send. The handlers are installed when this is called (inside a runtime), not when
+/// the future is first polled, so a signal that arrives in between is not lost and cannot
+/// kill the process before it has unmounted.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}

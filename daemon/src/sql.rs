@@ -1,0 +1,253 @@
+//! The local SQL socket: the lake as a PostgreSQL server on a Unix socket, so psql, psycopg
+//! and JDBC tools can query it.
+//!
+//! - `engine`: the one DuckDB database, locked down to the lake's folders, holding the views
+//! - `session`: one DuckDB connection per client on a thread of its own, streaming rows
+//! - `handler`: the pgwire protocol side (startup and peer check, queries, cancel)
+//! - `statement`: splitting and classifying what clients send (session commands, refusals)
+//! - `settings`: `SET`/`SHOW` per session
+//! - `encode`: DuckDB (Arrow) values as PostgreSQL text and binary
+//! - `error`: failures and their SQLSTATEs
+//!
+//! The socket follows libpq's naming, `<socket_dir>/.s.PGSQL.<port>`, in a 0700 folder, and
+//! only the Unix user running the daemon may connect (the peer's uid is checked on every
+//! connection). `serve` runs until its shutdown future completes.
+
+mod encode;
+mod engine;
+mod error;
+mod handler;
+mod pg_compat;
+mod session;
+mod settings;
+mod statement;
+
+use std::future::Future;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use error::{QueryError, SqlError};
+pub use settings::SERVER_VERSION;
+
+use engine::Engine;
+use handler::{CancelRegistry, ClientHandler, Handlers, Shared};
+use session::Session;
+
+/// What sessions see: the lake at one snapshot, as a DuckDB script of schemas and views
+/// (`view_sql::lake_script`, reading files where the daemon serves them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlLake {
+    pub snapshot: i64,
+    pub script: String,
+}
+
+/// How the socket is served. Paths are fixed for the server's life because DuckDB's
+/// configuration (which folders may be read) is locked when it starts.
+#[derive(Debug, Clone)]
+pub struct SqlConfig {
+    /// Folder of the socket (`psql -h <socket_dir>`); created 0700.
+    pub socket_dir: PathBuf,
+    /// The port in the socket's name (`psql -p <port>`); 5433 by default, beside a real
+    /// PostgreSQL on 5432.
+    pub port: u16,
+    /// The only folders sessions can read: where the views' files are (the mount, or the
+    /// local data root).
+    pub readable_dirs: Vec<PathBuf>,
+    /// Where DuckDB spills what does not fit in memory; `<socket_dir>/spill` when None.
+    pub spill_dir: Option<PathBuf>,
+    /// Connections served at once; further clients wait to be accepted.
+    pub max_connections: usize,
+    /// A new session's `statement_timeout` (None: no limit; clients may `SET` their own).
+    pub statement_timeout: Option<Duration>,
+    /// DuckDB's `memory_limit` for all sessions together (e.g. "2GB"); DuckDB's default
+    /// (80% of RAM) when None.
+    pub memory_limit: Option<String>,
+}
+
+impl SqlConfig {
+    pub fn new(socket_dir: PathBuf, readable_dirs: Vec<PathBuf>) -> Self {
+        Self {
+            socket_dir,
+            port: 5433,
+            readable_dirs,
+            spill_dir: None,
+            max_connections: 64,
+            statement_timeout: None,
+            memory_limit: None,
+        }
+    }
+
+    /// The socket's path, as libpq names it.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket_dir.join(format!(".s.PGSQL.{}", self.port))
+    }
+}
+
+/// A bound, ready server: the socket exists and the first snapshot's views are in place.
+pub struct SqlServer {
+    config: SqlConfig,
+    listener: UnixListener,
+    engine: Arc<Engine>,
+    lake: watch::Receiver<Arc<SqlLake>>,
+    snapshot: Arc<AtomicI64>,
+    owner_uid: u32,
+}
+
+impl SqlServer {
+    /// Prepares the folder, opens and locks the engine, publishes the current lake and
+    /// binds the socket.
+    pub async fn bind(config: SqlConfig, lake: watch::Receiver<Arc<SqlLake>>) -> Result<Self, SqlError> {
+        private_dir(&config.socket_dir)?;
+        let spill = config.spill_dir.clone().unwrap_or_else(|| config.socket_dir.join("spill"));
+        private_dir(&spill)?;
+        let current = lake.borrow().clone();
+        let (dirs, limit) = (config.readable_dirs.clone(), config.memory_limit.clone());
+        let engine = tokio::task::spawn_blocking(move || -> Result<Engine, SqlError> {
+            let engine = Engine::open(&dirs, &spill, limit.as_deref())?;
+            engine.publish(&current)?;
+            Ok(engine)
+        })
+        .await
+        .map_err(|_| SqlError::EngineGone)??;
+        let path = config.socket_path();
+        remove_stale_socket(&path).await?;
+        let listen_err = |source| SqlError::Listen { path: path.clone(), source };
+        let listener = UnixListener::bind(&path).map_err(listen_err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(listen_err)?;
+        // the socket's owner is the daemon's user: the only one allowed in
+        let owner_uid = std::fs::metadata(&path).map_err(listen_err)?.uid();
+        let snapshot = Arc::new(AtomicI64::new(lake.borrow().snapshot));
+        Ok(Self { config, listener, engine: Arc::new(engine), lake, snapshot, owner_uid })
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.config.socket_path()
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection (a running statement
+    /// stops at its next batch) and removes the socket.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), SqlError> {
+        let SqlServer { config, listener, engine, mut lake, snapshot, owner_uid } = self;
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let shared = Arc::new(Shared {
+            cancels: Arc::new(CancelRegistry::default()),
+            pids: Default::default(),
+            statement_timeout: config.statement_timeout,
+            snapshot: snapshot.clone(),
+        });
+        // publishes each new snapshot; a failed publish keeps the previous views
+        tracker.spawn({
+            let (engine, token, snapshot) = (engine.clone(), token.clone(), snapshot.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        changed = lake.changed() => if changed.is_err() { return },
+                    }
+                    let next = lake.borrow_and_update().clone();
+                    let engine = engine.clone();
+                    let id = next.snapshot;
+                    match tokio::task::spawn_blocking(move || engine.publish(&next)).await {
+                        Ok(Ok(())) => snapshot.store(id, Ordering::SeqCst),
+                        Ok(Err(e)) => tracing::error!(error = %e, "SQL socket keeps the previous snapshot"),
+                        Err(e) => tracing::error!(error = %e, "publishing to the SQL socket panicked"),
+                    }
+                }
+            }
+        });
+        let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        tokio::pin!(shutdown);
+        loop {
+            // a permit before accepting: at most max_connections served at once
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let stream = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SQL socket accept failed");
+                        continue;
+                    }
+                },
+            };
+            let (engine, shared, token) = (engine.clone(), shared.clone(), token.clone());
+            tracker.spawn(async move {
+                let _permit = permit;
+                let session = open_session(&stream, owner_uid, engine).await;
+                let cancels = shared.cancels.clone();
+                let handlers = Handlers { client: Arc::new(ClientHandler::new(shared, session)), cancels };
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    r = pgwire::tokio::process_socket_unix(stream, handlers) => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "SQL connection ended with an error");
+                        }
+                    }
+                }
+            });
+        }
+        token.cancel();
+        tracker.close();
+        tracker.wait().await;
+        let _ = std::fs::remove_file(config.socket_path());
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` completes: the entry point the daemon calls.
+pub async fn serve(
+    config: SqlConfig,
+    lake: watch::Receiver<Arc<SqlLake>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SqlError> {
+    SqlServer::bind(config, lake).await?.run(shutdown).await
+}
+
+/// A session for a peer running as `owner_uid`, or the reason the peer is refused.
+async fn open_session(stream: &tokio::net::UnixStream, owner_uid: u32, engine: Arc<Engine>) -> Result<Session, String> {
+    let uid = stream.peer_cred().map_err(|e| format!("cannot identify the connecting process: {e}"))?.uid();
+    if uid != owner_uid {
+        return Err(format!(
+            "warmlake serves the lake only to its own Unix user (uid {owner_uid}); this connection comes from uid {uid}"
+        ));
+    }
+    tokio::task::spawn_blocking(move || {
+        let conn = engine.connect().map_err(|e| e.to_string())?;
+        Session::start(conn).map_err(|e| format!("cannot start a session: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Creates `dir` (and parents) and makes it 0700.
+fn private_dir(dir: &Path) -> Result<(), SqlError> {
+    let err = |source| SqlError::SocketDir { path: dir.to_owned(), source };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// Removes a socket left by a previous run; refuses when a server still answers on it.
+async fn remove_stale_socket(path: &Path) -> Result<(), SqlError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        return Err(SqlError::Listen {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "another server is listening on this socket"),
+        });
+    }
+    std::fs::remove_file(path).map_err(|source| SqlError::Listen { path: path.to_owned(), source })
+}

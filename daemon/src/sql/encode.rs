@@ -1,0 +1,256 @@
+//! DuckDB results (Arrow batches) as PostgreSQL rows: the type each column is announced as,
+//! and each value in PostgreSQL's text format (binary for the simple scalar types). Values are
+//! written straight into `DataRow` buffers on the session's thread, so the async side only
+//! forwards bytes.
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int8Type, Int16Type, Int32Type, Int64Type};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use bytes::{BufMut, BytesMut};
+use duckdb::core::LogicalTypeId;
+use pgwire::api::Type;
+use pgwire::api::results::FieldFormat;
+use pgwire::messages::data::DataRow;
+
+/// The PostgreSQL type a DuckDB column is announced as. Nested values (lists, structs, maps,
+/// unions) travel as JSON text; types PostgreSQL has no match for travel as `text`.
+pub fn pg_type(logical: LogicalTypeId, arrow: &DataType) -> Type {
+    use LogicalTypeId as L;
+    match logical {
+        L::Boolean => Type::BOOL,
+        L::Tinyint | L::Smallint | L::UTinyint => Type::INT2,
+        L::Integer | L::USmallint => Type::INT4,
+        L::Bigint | L::UInteger => Type::INT8,
+        L::UBigint | L::Hugeint | L::UHugeint | L::Decimal => Type::NUMERIC,
+        L::Float => Type::FLOAT4,
+        L::Double => Type::FLOAT8,
+        L::Varchar => Type::TEXT,
+        L::Blob => Type::BYTEA,
+        L::Date => Type::DATE,
+        L::Time => Type::TIME,
+        L::Timestamp | L::TimestampS | L::TimestampMs | L::TimestampNs => Type::TIMESTAMP,
+        L::TimestampTZ => Type::TIMESTAMPTZ,
+        L::Uuid => Type::UUID,
+        L::List | L::Struct | L::Map | L::Array | L::Union => Type::JSON,
+        _ => match arrow {
+            DataType::Boolean => Type::BOOL,
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
+            DataType::Int32 | DataType::UInt16 => Type::INT4,
+            DataType::Int64 | DataType::UInt32 => Type::INT8,
+            DataType::UInt64 | DataType::Decimal128(..) | DataType::Decimal256(..) => Type::NUMERIC,
+            DataType::Float32 => Type::FLOAT4,
+            DataType::Float64 => Type::FLOAT8,
+            DataType::Date32 | DataType::Date64 => Type::DATE,
+            DataType::Timestamp(_, None) => Type::TIMESTAMP,
+            DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
+            DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(..)
+            | DataType::Struct(_)
+            | DataType::Map(..) => Type::JSON,
+            _ => Type::TEXT,
+        },
+    }
+}
+
+/// How timestamps and times print: PostgreSQL's ISO style (a space, not `T`).
+const FORMAT: FormatOptions<'static> = FormatOptions::new()
+    .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+    .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"))
+    .with_datetime_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+    .with_time_format(Some("%H:%M:%S%.f"));
+
+/// A column of the result as announced to the client.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub pg_type: Type,
+    pub format: FieldFormat,
+}
+
+/// Encodes every row of `batch` and hands each to `emit`; stops at the first error.
+pub fn encode_batch(batch: &RecordBatch, columns: &[Column], mut emit: impl FnMut(DataRow)) -> Result<(), String> {
+    let mut renderers = Vec::with_capacity(columns.len());
+    for (array, column) in batch.columns().iter().zip(columns) {
+        renderers.push(Renderer::new(array, column)?);
+    }
+    let field_count = i16::try_from(columns.len()).map_err(|_| "too many columns".to_owned())?;
+    let mut buf = BytesMut::with_capacity(64 * columns.len().max(1));
+    let mut scratch = String::new();
+    for row in 0..batch.num_rows() {
+        for r in &renderers {
+            r.write(row, &mut buf, &mut scratch)?;
+        }
+        emit(DataRow::new(buf.split(), field_count));
+    }
+    Ok(())
+}
+
+/// Writes one column's values in the wire format asked for.
+struct Renderer<'a> {
+    array: &'a ArrayRef,
+    formatter: ArrayFormatter<'a>,
+    pg_type: Type,
+    binary: bool,
+}
+
+impl<'a> Renderer<'a> {
+    fn new(array: &'a ArrayRef, column: &Column) -> Result<Self, String> {
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &FORMAT).map_err(|e| e.to_string())?;
+        let binary = column.format == FieldFormat::Binary;
+        if binary && !binary_supported(&column.pg_type) {
+            return Err(format!("binary format is not supported for type {}", column.pg_type.name()));
+        }
+        Ok(Self { array, formatter, pg_type: column.pg_type.clone(), binary })
+    }
+
+    fn write(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> Result<(), String> {
+        if self.array.is_null(row) {
+            buf.put_i32(-1);
+            return Ok(());
+        }
+        let len_at = buf.len();
+        buf.put_i32(0);
+        if self.binary {
+            self.write_binary(row, buf, scratch)?;
+        } else {
+            self.write_text(row, buf, scratch)?;
+        }
+        let len = i32::try_from(buf.len() - len_at - 4).map_err(|_| "value too large".to_owned())?;
+        buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    fn write_text(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> Result<(), String> {
+        use std::fmt::Write;
+        match self.array.data_type() {
+            DataType::Boolean => buf.put_slice(if self.array.as_boolean().value(row) { b"t" } else { b"f" }),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_)
+                if self.pg_type == Type::BYTEA =>
+            {
+                buf.put_slice(b"\\x");
+                for byte in binary_value(self.array, row) {
+                    buf.put_slice(format!("{byte:02x}").as_bytes());
+                }
+            }
+            DataType::FixedSizeBinary(16) if self.pg_type == Type::UUID => {
+                let b = binary_value(self.array, row);
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                buf.put_slice(
+                    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+                        .as_bytes(),
+                );
+            }
+            DataType::Float32 | DataType::Float64 => {
+                scratch.clear();
+                write!(scratch, "{}", self.formatter.value(row)).map_err(|e| e.to_string())?;
+                buf.put_slice(match scratch.as_str() {
+                    "inf" => b"Infinity",
+                    "-inf" => b"-Infinity",
+                    s => s.as_bytes(),
+                });
+            }
+            _ if self.pg_type == Type::JSON => {
+                let value = json_value(self.array.as_ref(), row)?;
+                buf.put_slice(value.to_string().as_bytes());
+            }
+            _ => {
+                scratch.clear();
+                write!(scratch, "{}", self.formatter.value(row)).map_err(|e| e.to_string())?;
+                buf.put_slice(scratch.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    fn write_binary(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> Result<(), String> {
+        let a = self.array;
+        match a.data_type() {
+            DataType::Boolean => buf.put_u8(u8::from(a.as_boolean().value(row))),
+            DataType::Int8 => buf.put_i16(i16::from(a.as_primitive::<Int8Type>().value(row))),
+            DataType::Int16 => buf.put_i16(a.as_primitive::<Int16Type>().value(row)),
+            DataType::Int32 => buf.put_i32(a.as_primitive::<Int32Type>().value(row)),
+            DataType::Int64 => buf.put_i64(a.as_primitive::<Int64Type>().value(row)),
+            DataType::UInt8 => buf.put_i16(i16::from(a.as_primitive::<arrow::datatypes::UInt8Type>().value(row))),
+            DataType::UInt16 => buf.put_i32(i32::from(a.as_primitive::<arrow::datatypes::UInt16Type>().value(row))),
+            DataType::UInt32 => buf.put_i64(i64::from(a.as_primitive::<arrow::datatypes::UInt32Type>().value(row))),
+            DataType::Float32 => buf.put_f32(a.as_primitive::<arrow::datatypes::Float32Type>().value(row)),
+            DataType::Float64 => buf.put_f64(a.as_primitive::<arrow::datatypes::Float64Type>().value(row)),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+                buf.put_slice(binary_value(a, row))
+            }
+            // text, varchar: the binary form is the text itself
+            _ => self.write_text(row, buf, scratch)?,
+        }
+        Ok(())
+    }
+}
+
+/// Types whose binary form [`Renderer::write_binary`] writes.
+fn binary_supported(t: &Type) -> bool {
+    [Type::BOOL, Type::INT2, Type::INT4, Type::INT8, Type::FLOAT4, Type::FLOAT8, Type::TEXT, Type::BYTEA].contains(t)
+}
+
+fn binary_value(a: &ArrayRef, row: usize) -> &[u8] {
+    match a.data_type() {
+        DataType::Binary => a.as_binary::<i32>().value(row),
+        DataType::LargeBinary => a.as_binary::<i64>().value(row),
+        DataType::BinaryView => a.as_binary_view().value(row),
+        DataType::FixedSizeBinary(_) => a.as_fixed_size_binary().value(row),
+        _ => &[],
+    }
+}
+
+/// A nested value as JSON: lists become arrays, structs and maps objects, numbers and booleans
+/// stay typed, everything else is its text form.
+fn json_value(a: &dyn Array, row: usize) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    if a.is_null(row) {
+        return Ok(Value::Null);
+    }
+    let list = |values: ArrayRef| -> Result<Value, String> {
+        (0..values.len()).map(|i| json_value(values.as_ref(), i)).collect::<Result<Vec<_>, _>>().map(Value::Array)
+    };
+    Ok(match a.data_type() {
+        DataType::List(_) => list(a.as_list::<i32>().value(row))?,
+        DataType::LargeList(_) => list(a.as_list::<i64>().value(row))?,
+        DataType::FixedSizeList(..) => list(a.as_fixed_size_list().value(row))?,
+        DataType::Struct(fields) => {
+            let s = a.as_struct();
+            let mut obj = serde_json::Map::new();
+            for (i, f) in fields.iter().enumerate() {
+                obj.insert(f.name().clone(), json_value(s.column(i).as_ref(), row)?);
+            }
+            Value::Object(obj)
+        }
+        DataType::Map(..) => {
+            let m = a.as_map();
+            let entries = m.value(row);
+            let mut obj = serde_json::Map::new();
+            for i in 0..entries.len() {
+                let key = match json_value(entries.column(0).as_ref(), i)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                obj.insert(key, json_value(entries.column(1).as_ref(), i)?);
+            }
+            Value::Object(obj)
+        }
+        DataType::Boolean => Value::Bool(a.as_boolean().value(row)),
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float32
+        | DataType::Float64 => {
+            let text = ArrayFormatter::try_new(a, &FORMAT).map_err(|e| e.to_string())?.value(row).to_string();
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        }
+        _ => Value::String(ArrayFormatter::try_new(a, &FORMAT).map_err(|e| e.to_string())?.value(row).to_string()),
+    })
+}

@@ -1,0 +1,91 @@
+//! The one DuckDB database behind the socket: opened in memory, locked down so sessions can
+//! read only the lake's folders, and holding the lake's views. Publishing a snapshot replaces
+//! every view in one DuckDB transaction, so each statement of every session sees one whole
+//! snapshot: the one before the swap or the one after it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use duckdb::Connection;
+
+use super::SqlLake;
+use super::error::SqlError;
+use crate::view_sql;
+
+/// The shared database. Lock order: `admin` is the only lock, held only on blocking threads
+/// (publishing, cloning a connection), never across an `.await`.
+pub struct Engine {
+    admin: Mutex<Connection>,
+}
+
+impl Engine {
+    /// Opens the database and locks it down: no access to files outside `readable_dirs`
+    /// (and `spill_dir`, where DuckDB writes what does not fit in memory), no extension
+    /// loading, and a locked configuration, so no session can undo any of it.
+    pub fn open(readable_dirs: &[PathBuf], spill_dir: &Path, memory_limit: Option<&str>) -> Result<Self, SqlError> {
+        let conn = Connection::open_in_memory().map_err(SqlError::Engine)?;
+        let dirs: Vec<String> = readable_dirs.iter().map(|d| view_sql::literal(&dir_with_slash(d))).collect();
+        let mut setup = format!(
+            "SET temp_directory = {spill};
+             SET allowed_directories = [{dirs}];
+             SET autoinstall_known_extensions = false;
+             SET autoload_known_extensions = false;
+             SET enable_external_access = false;",
+            spill = view_sql::literal(&dir_with_slash(spill_dir)),
+            dirs = dirs.join(", "),
+        );
+        if let Some(limit) = memory_limit {
+            setup.push_str(&format!("SET memory_limit = {};", view_sql::literal(limit)));
+        }
+        setup.push_str(&super::pg_compat::macros());
+        setup.push_str("SET lock_configuration = true;");
+        conn.execute_batch(&setup).map_err(SqlError::Engine)?;
+        Ok(Self { admin: Mutex::new(conn) })
+    }
+
+    /// A connection for one client session (blocking: call from a blocking thread).
+    pub fn connect(&self) -> Result<Connection, SqlError> {
+        self.lock().try_clone().map_err(SqlError::Engine)
+    }
+
+    /// Replaces the lake's views with `lake`'s, atomically (blocking). Views of tables that
+    /// left the lake are dropped in the same transaction.
+    pub fn publish(&self, lake: &SqlLake) -> Result<(), SqlError> {
+        let conn = self.lock();
+        let fail = |source| SqlError::Publish { snapshot: lake.snapshot, source };
+        conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
+        let result = replace_views(&conn, &lake.script);
+        match result {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(fail),
+            Err(e) => {
+                // the old views stay; the transaction's changes are discarded
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(fail(e))
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // a panic while holding the lock leaves a usable connection: DuckDB rolls back
+        self.admin.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn replace_views(conn: &Connection, script: &str) -> Result<(), duckdb::Error> {
+    let mut stmt = conn.prepare(
+        "SELECT schema_name, view_name FROM duckdb_views() \
+         WHERE NOT internal AND database_name = current_database()",
+    )?;
+    let old: Vec<(String, String)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut drop = String::new();
+    for (schema, view) in &old {
+        drop.push_str(&format!("DROP VIEW {}.{};", view_sql::ident(schema), view_sql::ident(view)));
+    }
+    conn.execute_batch(&drop)?;
+    conn.execute_batch(script)
+}
+
+fn dir_with_slash(p: &Path) -> String {
+    let s = p.to_string_lossy().into_owned();
+    if s.ends_with('/') { s } else { format!("{s}/") }
+}

@@ -1,0 +1,527 @@
+//! The pgwire side of one client connection: startup (peer check, cancel key), the simple and
+//! extended query protocols, and session commands. Statements go to the connection's
+//! [`Session`] thread; rows come back as a stream pgwire writes as they arrive.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt, Stream, stream};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
+};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::mpsc;
+
+use super::encode::Column;
+use super::error::{CancelReason, QueryError, fatal};
+use super::pg_compat;
+use super::session::{Canceler, Event, Param, ResultFormats, Session};
+use super::settings::Settings;
+use super::statement::{self, Statement};
+
+/// Sessions that a CancelRequest can reach, by (pid, secret key).
+#[derive(Default)]
+pub struct CancelRegistry {
+    sessions: Mutex<HashMap<(i32, Vec<u8>), Canceler>>,
+}
+
+impl CancelRegistry {
+    fn insert(&self, key: (i32, Vec<u8>), canceler: Canceler) {
+        self.lock().insert(key, canceler);
+    }
+
+    fn remove(&self, key: &(i32, Vec<u8>)) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, Vec<u8>), Canceler>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl CancelHandler for CancelRegistry {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes().to_vec());
+        let canceler = self.lock().get(&key).cloned();
+        if let Some(c) = canceler {
+            c.cancel(CancelReason::User);
+        }
+    }
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub cancels: Arc<CancelRegistry>,
+    pub pids: RandomPidSecretKeyGenerator,
+    /// `statement_timeout` of a new session (None: no limit).
+    pub statement_timeout: Option<Duration>,
+    /// The snapshot sessions currently see, for `SHOW warmlake.snapshot`.
+    pub snapshot: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// One connection's handlers. `session` is `None` when the peer was refused: startup then
+/// answers with a FATAL error and the connection ends before any query.
+pub struct ClientHandler {
+    shared: Arc<Shared>,
+    session: Result<Session, String>,
+    settings: Mutex<Settings>,
+    cancel_key: Mutex<Option<(i32, Vec<u8>)>>,
+}
+
+impl ClientHandler {
+    pub fn new(shared: Arc<Shared>, session: Result<Session, String>) -> Self {
+        let settings = Settings::new(shared.statement_timeout);
+        Self { shared, session, settings: Mutex::new(settings), cancel_key: Mutex::new(None) }
+    }
+
+    fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn session(&self) -> Result<&Session, QueryError> {
+        self.session.as_ref().map_err(|_| QueryError::SessionGone)
+    }
+
+    /// Runs one classified statement and says how to answer it.
+    async fn respond(
+        &self,
+        stmt: &Statement,
+        params: Vec<Param>,
+        formats: ResultFormats,
+    ) -> Result<Response, QueryError> {
+        match stmt {
+            Statement::Query(sql) => self.query(pg_compat::rewrite(sql), params, formats).await,
+            Statement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            Statement::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
+            Statement::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Statement::Set { name, value } => {
+                self.settings().set(name, value.as_deref())?;
+                Ok(Response::Execution(Tag::new("SET")))
+            }
+            Statement::Show(name) => {
+                let snapshot = self.shared.snapshot.load(std::sync::atomic::Ordering::SeqCst);
+                let value = self.settings().show(name, snapshot)?;
+                Ok(Response::Query(single_text(name, value)))
+            }
+            Statement::Ignored(tag) => Ok(Response::Execution(Tag::new(tag))),
+            Statement::Refused(keyword) => Err(QueryError::Refused { keyword: keyword.clone() }),
+        }
+    }
+
+    /// Starts `sql` on the session thread and returns its rows as a stream; a timer cancels
+    /// it after `statement_timeout`.
+    async fn query(&self, sql: String, params: Vec<Param>, formats: ResultFormats) -> Result<Response, QueryError> {
+        let session = self.session()?;
+        let mut rx = session.execute(sql, params, formats, false)?;
+        let timer = self.settings().statement_timeout().map(|t| {
+            let canceler = session.canceler();
+            TimerGuard(tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                canceler.cancel(CancelReason::Timeout);
+            }))
+        });
+        let columns = first_columns(&mut rx).await?;
+        let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
+        Ok(Response::Query(QueryResponse::new(fields, row_stream(rx, timer))))
+    }
+
+    /// The columns a statement would return, without running it to completion.
+    async fn describe(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        formats: ResultFormats,
+    ) -> Result<Vec<FieldInfo>, QueryError> {
+        let mut rx = self.session()?.execute(sql.to_owned(), params, formats, true)?;
+        let columns = first_columns(&mut rx).await?;
+        Ok(columns.iter().map(field_info).collect())
+    }
+}
+
+impl Drop for ClientHandler {
+    fn drop(&mut self) {
+        if let Some(key) = self.cancel_key.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            self.shared.cancels.remove(&key);
+        }
+    }
+}
+
+/// Aborts the statement timer when the statement's result is finished or dropped.
+struct TimerGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn first_columns(rx: &mut mpsc::Receiver<Event>) -> Result<Vec<Column>, QueryError> {
+    match rx.recv().await {
+        Some(Event::Columns(c)) => Ok(c),
+        Some(Event::Failed(e)) => Err(e),
+        Some(Event::Rows(_) | Event::Done) | None => Err(QueryError::SessionGone),
+    }
+}
+
+/// The rows of a result, in order, as the session thread produces them.
+fn row_stream(
+    rx: mpsc::Receiver<Event>,
+    timer: Option<TimerGuard>,
+) -> impl Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
+    let batches = stream::unfold((rx, timer), |(mut rx, timer)| async move {
+        match rx.recv().await {
+            Some(Event::Rows(rows)) => Some((Ok(rows), (rx, timer))),
+            Some(Event::Failed(e)) => Some((Err(PgWireError::from(e)), (rx, timer))),
+            Some(Event::Columns(_) | Event::Done) | None => None,
+        }
+    });
+    futures::StreamExt::flat_map(batches, |batch: PgWireResult<Vec<_>>| match batch {
+        Ok(rows) => stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
+        Err(e) => stream::iter(vec![Err(e)]),
+    })
+}
+
+fn field_info(c: &Column) -> FieldInfo {
+    FieldInfo::new(c.name.clone(), None, None, c.pg_type.clone(), c.format)
+}
+
+fn single_text(name: &str, value: String) -> QueryResponse {
+    let fields = Arc::new(vec![FieldInfo::new(name.to_owned(), None, None, Type::TEXT, FieldFormat::Text)]);
+    let mut buf = bytes::BytesMut::new();
+    bytes::BufMut::put_i32(&mut buf, i32::try_from(value.len()).unwrap_or(i32::MAX));
+    buf.extend_from_slice(value.as_bytes());
+    let row = pgwire::messages::data::DataRow::new(buf, 1);
+    QueryResponse::new(fields, stream::iter(vec![Ok(row)]))
+}
+
+fn result_formats(f: &Format) -> ResultFormats {
+    match f {
+        Format::UnifiedText => ResultFormats::Text,
+        Format::UnifiedBinary => ResultFormats::Binary,
+        Format::Individual(v) => ResultFormats::Each(v.clone()),
+    }
+}
+
+#[async_trait]
+impl StartupHandler for ClientHandler {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else { return Ok(()) };
+        let session = match &self.session {
+            Ok(s) => s,
+            Err(refusal) => return Err(fatal("28000", refusal.clone())),
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        let (pid, secret) = self.shared.pids.generate(client);
+        let key = (pid, secret.to_bytes().to_vec());
+        client.set_pid_and_secret_key(pid, secret);
+        self.shared.cancels.insert(key.clone(), session.canceler());
+        *self.cancel_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
+        if let Some(name) = client.metadata().get("application_name").cloned() {
+            // remembered for SHOW application_name; nothing to validate
+            let _ = self.settings().set("application_name", Some(&name));
+        }
+        let mut params = DefaultServerParameterProvider::default();
+        params.server_version = super::settings::SERVER_VERSION.to_owned();
+        params.default_transaction_read_only = true;
+        params.is_superuser = false;
+        finish_authentication(client, &params).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for ClientHandler {
+    /// Statement by statement, each answered before the next starts: a result is streamed,
+    /// so the next statement's columns cannot be known before it has been sent.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let statements = statement::split(&query.query);
+        if statements.is_empty() {
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+        }
+        for sql in statements {
+            let response = self.respond(&statement::classify(sql), Vec::new(), ResultFormats::Text).await?;
+            send_response(client, response).await?;
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        let status = client.transaction_status();
+        send_ready_for_query(client, status).await
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // only reached when `on_query` is bypassed: answer the first statement
+        let sql = statement::split(query).first().map(|s| (*s).to_owned()).unwrap_or_default();
+        Ok(vec![self.respond(&statement::classify(&sql), Vec::new(), ResultFormats::Text).await?])
+    }
+}
+
+/// Sends one statement's answer and tracks the transaction status it implies.
+async fn send_response<C>(client: &mut C, response: Response) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match response {
+        Response::Query(results) => send_query_response(client, results, true).await,
+        Response::TransactionStart(tag) => {
+            send_execution_response(client, tag).await?;
+            let status = client.transaction_status().to_in_transaction_state();
+            client.set_transaction_status(status);
+            Ok(())
+        }
+        Response::TransactionEnd(tag) => {
+            send_execution_response(client, tag).await?;
+            let status = client.transaction_status().to_idle_state();
+            client.set_transaction_status(status);
+            Ok(())
+        }
+        Response::Execution(tag) => send_execution_response(client, tag).await,
+        Response::EmptyQuery => {
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses a Parse message's SQL: exactly one statement, classified.
+pub struct Parser;
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Statement;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let statements = statement::split(sql);
+        match statements.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(statement::classify(one))),
+            _ => Err(QueryError::MultipleStatements.into()),
+        }
+    }
+
+    fn get_parameter_types(&self, _stmt: &Statement) -> PgWireResult<Vec<Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(&self, _stmt: &Statement, _f: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Decodes a bound parameter by its declared type and format. Text values of unknown type
+/// stay text: DuckDB casts them where the query needs another type.
+fn decode_param(index: usize, value: Option<&[u8]>, pg_type: Option<&Type>, binary: bool) -> Result<Param, QueryError> {
+    let Some(bytes) = value else { return Ok(Param::Null) };
+    let bad = |message: String| QueryError::Parameter { index: index + 1, message };
+    let t = pg_type.cloned().unwrap_or(Type::UNKNOWN);
+    if binary {
+        let fixed = |n: usize| -> Result<&[u8], QueryError> {
+            (bytes.len() == n).then_some(bytes).ok_or_else(|| bad(format!("expected {n} bytes for {}", t.name())))
+        };
+        return Ok(match t {
+            Type::BOOL => Param::Bool(fixed(1)?[0] != 0),
+            Type::INT2 => Param::Int(i64::from(i16::from_be_bytes([fixed(2)?[0], bytes[1]]))),
+            Type::INT4 => {
+                Param::Int(i64::from(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad("int4".into()))?)))
+            }
+            Type::INT8 => Param::Int(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("int8".into()))?)),
+            Type::FLOAT4 => {
+                Param::Float(f64::from(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad("float4".into()))?)))
+            }
+            Type::FLOAT8 => Param::Float(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("float8".into()))?)),
+            Type::BYTEA => Param::Bytes(bytes.to_vec()),
+            Type::TEXT | Type::VARCHAR | Type::UNKNOWN | Type::BPCHAR | Type::NAME | Type::JSON => {
+                Param::Text(String::from_utf8(bytes.to_vec()).map_err(|e| bad(e.to_string()))?)
+            }
+            other => return Err(bad(format!("binary format is not supported for type {}", other.name()))),
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+    Ok(match t {
+        Type::BOOL => {
+            Param::Bool(matches!(text.trim().to_ascii_lowercase().as_str(), "t" | "true" | "1" | "y" | "yes" | "on"))
+        }
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => {
+            Param::Int(text.trim().parse().map_err(|e: std::num::ParseIntError| bad(e.to_string()))?)
+        }
+        Type::FLOAT4 | Type::FLOAT8 => {
+            Param::Float(text.trim().parse().map_err(|e: std::num::ParseFloatError| bad(e.to_string()))?)
+        }
+        Type::BYTEA => match text.strip_prefix("\\x") {
+            Some(hex_text) => Param::Bytes(hex::decode(hex_text).map_err(|e| bad(e.to_string()))?),
+            None => Param::Bytes(text.as_bytes().to_vec()),
+        },
+        _ => Param::Text(text.to_owned()),
+    })
+}
+
+fn portal_params(portal: &Portal<Statement>) -> Result<Vec<Param>, QueryError> {
+    let types = &portal.statement.parameter_types;
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let t = types.get(i).and_then(Option::as_ref);
+            decode_param(i, v.as_deref(), t, portal.parameter_format.is_binary(i))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for ClientHandler {
+    type Statement = Statement;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::new(Parser)
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let count = parameter_count(&target.statement).max(target.parameter_types.len());
+        let types: Vec<Type> =
+            (0..count).map(|i| target.parameter_types.get(i).cloned().flatten().unwrap_or(Type::TEXT)).collect();
+        let fields = match &target.statement {
+            Statement::Query(sql) => {
+                self.describe(&pg_compat::rewrite(sql), vec![Param::Null; count], ResultFormats::Text).await?
+            }
+            Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
+            _ => Vec::new(),
+        };
+        Ok(DescribeStatementResponse::new(types, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let formats = result_formats(&portal.result_column_format);
+        let fields = match &portal.statement.statement {
+            Statement::Query(sql) => self.describe(&pg_compat::rewrite(sql), portal_params(portal)?, formats).await?,
+            Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
+            _ => Vec::new(),
+        };
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Statement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = portal_params(portal)?;
+        let formats = result_formats(&portal.result_column_format);
+        Ok(self.respond(&portal.statement.statement, params, formats).await?)
+    }
+}
+
+/// The highest `$n` in a statement (its parameter count as PostgreSQL numbers them).
+fn parameter_count(stmt: &Statement) -> usize {
+    let Statement::Query(sql) = stmt else { return 0 };
+    let bytes = sql.as_bytes();
+    let mut max = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                max = max.max(n);
+            }
+            i += 1 + digits.len();
+        } else {
+            i += 1;
+        }
+    }
+    max
+}
+
+/// Hands pgwire the same handler for every role of one connection.
+pub struct Handlers {
+    pub client: Arc<ClientHandler>,
+    pub cancels: Arc<CancelRegistry>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.client.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.client.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.client.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancels.clone()
+    }
+}

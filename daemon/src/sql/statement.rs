@@ -1,0 +1,260 @@
+//! What a client's SQL text is, decided before DuckDB sees it: statements are split on `;`
+//! outside quotes and comments, and each is classified by its leading keyword. Session
+//! commands (`SET`, `SHOW`, `BEGIN` ...) are answered by the session itself, because DuckDB's
+//! configuration is locked; only read statements reach DuckDB, everything else is refused.
+//! DuckDB's own lock-down (no external access, allowed directories) is the second wall behind
+//! this one, for what a read statement can reach through table functions.
+
+/// One classified statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    /// A read statement DuckDB runs (`SELECT`, `WITH`, `VALUES`, `FROM`, `SHOW TABLES`, ...).
+    Query(String),
+    /// `BEGIN` / `START TRANSACTION`: sessions are read-only, so a transaction only changes
+    /// the status reported to the client.
+    Begin,
+    /// `COMMIT` / `END`.
+    Commit,
+    /// `ROLLBACK` / `ABORT`.
+    Rollback,
+    /// `SET [SESSION|LOCAL] name {=|TO} value`, or `RESET name` (value `None`).
+    Set { name: String, value: Option<String> },
+    /// `SHOW name` for a session setting (not DuckDB's `SHOW TABLES`).
+    Show(String),
+    /// Accepted and ignored (`DISCARD ALL`, `DEALLOCATE`, `LISTEN` ...), answered with this tag.
+    Ignored(&'static str),
+    /// Refused by policy: the keyword that started it.
+    Refused(String),
+}
+
+/// Splits SQL text into statements on `;` outside quotes, dollar quotes and comments.
+/// Empty statements are dropped.
+pub fn split(sql: &str) -> Vec<&str> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => i = skip_quoted(bytes, i),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
+            b'$' => i = skip_dollar_quoted(sql, i),
+            b';' => {
+                push_nonempty(&mut out, &sql[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    push_nonempty(&mut out, &sql[start..]);
+    out
+}
+
+fn push_nonempty<'a>(out: &mut Vec<&'a str>, s: &'a str) {
+    if !strip_leading_noise(s).is_empty() {
+        out.push(s.trim());
+    }
+}
+
+/// Index after a quoted run starting at `i` (`'...'` or `"..."`, doubled quote escapes;
+/// a backslash escapes in `E'...'` strings).
+fn skip_quoted(bytes: &[u8], i: usize) -> usize {
+    let quote = bytes[i];
+    let backslash = quote == b'\'' && i > 0 && matches!(bytes[i - 1], b'e' | b'E');
+    let mut j = i + 1;
+    while j < bytes.len() {
+        if backslash && bytes[j] == b'\\' {
+            j += 2;
+            continue;
+        }
+        if bytes[j] == quote {
+            if bytes.get(j + 1) == Some(&quote) {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    bytes.len()
+}
+
+/// Index after a (possibly nested) `/* ... */` comment starting at `i`.
+fn skip_block_comment(bytes: &[u8], i: usize) -> usize {
+    let mut depth = 0;
+    let mut j = i;
+    while j < bytes.len() {
+        if bytes[j] == b'/' && bytes.get(j + 1) == Some(&b'*') {
+            depth += 1;
+            j += 2;
+        } else if bytes[j] == b'*' && bytes.get(j + 1) == Some(&b'/') {
+            depth -= 1;
+            j += 2;
+            if depth == 0 {
+                return j;
+            }
+        } else {
+            j += 1;
+        }
+    }
+    bytes.len()
+}
+
+/// Index after a `$tag$ ... $tag$` string starting at `i`, or `i + 1` when `$` starts no
+/// dollar quote (a parameter such as `$1`).
+fn skip_dollar_quoted(sql: &str, i: usize) -> usize {
+    let rest = &sql[i + 1..];
+    let tag_len = rest.find('$');
+    let Some(tag_len) = tag_len else { return i + 1 };
+    let tag = &rest[..tag_len];
+    if !tag.chars().all(|c| c.is_alphanumeric() || c == '_') || tag.starts_with(|c: char| c.is_ascii_digit()) {
+        return i + 1;
+    }
+    let delimiter = &sql[i..i + tag_len + 2];
+    let body_start = i + tag_len + 2;
+    match sql[body_start..].find(delimiter) {
+        Some(end) => body_start + end + delimiter.len(),
+        None => sql.len(),
+    }
+}
+
+/// The statement without leading whitespace, comments and opening parentheses.
+fn strip_leading_noise(s: &str) -> &str {
+    let mut s = s;
+    loop {
+        let t = s.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        if let Some(rest) = t.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if t.starts_with("/*") {
+            let end = skip_block_comment(t.as_bytes(), 0);
+            s = &t[end..];
+        } else {
+            return t;
+        }
+    }
+}
+
+/// The words of a statement, upper-cased, for keyword matching (at most `n`).
+fn words(s: &str, n: usize) -> Vec<String> {
+    strip_leading_noise(s)
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
+/// Keywords that start a read statement DuckDB may run.
+const READ_KEYWORDS: &[&str] =
+    &["SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "SUMMARIZE"];
+
+/// Classifies one statement (as returned by [`split`]).
+pub fn classify(stmt: &str) -> Statement {
+    let w = words(stmt, 3);
+    let first = w.first().map(String::as_str).unwrap_or("");
+    match first {
+        "BEGIN" | "START" => Statement::Begin,
+        "COMMIT" | "END" => Statement::Commit,
+        "ROLLBACK" | "ABORT" => Statement::Rollback,
+        "SET" => parse_set(stmt),
+        "RESET" => {
+            let name = w.get(1).map(|n| n.to_ascii_lowercase()).unwrap_or_default();
+            Statement::Set { name, value: None }
+        }
+        "SHOW" => {
+            let rest = strip_leading_noise(stmt)[4..].trim().trim_end_matches(';').trim();
+            let is_setting = !rest.is_empty()
+                && rest.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '"')
+                && !matches!(w.get(1).map(String::as_str), Some("TABLES" | "ALL" | "DATABASES"));
+            if is_setting && !rest.contains('.') || rest.to_ascii_lowercase().starts_with("warmlake.") {
+                Statement::Show(rest.trim_matches('"').to_ascii_lowercase())
+            } else {
+                Statement::Query(stmt.trim().to_owned())
+            }
+        }
+        "DISCARD" => Statement::Ignored("DISCARD ALL"),
+        "DEALLOCATE" => Statement::Ignored("DEALLOCATE"),
+        "LISTEN" => Statement::Ignored("LISTEN"),
+        "UNLISTEN" => Statement::Ignored("UNLISTEN"),
+        k if READ_KEYWORDS.contains(&k) => Statement::Query(stmt.trim().to_owned()),
+        k => Statement::Refused(k.to_owned()),
+    }
+}
+
+/// `SET [SESSION|LOCAL] name {=|TO} value` (the value unquoted) or `SET TIME ZONE value`.
+fn parse_set(stmt: &str) -> Statement {
+    let body = strip_leading_noise(stmt)[3..].trim().trim_end_matches(';').trim();
+    let mut body = body;
+    for scope in ["SESSION ", "LOCAL "] {
+        if body.len() >= scope.len() && body[..scope.len()].eq_ignore_ascii_case(scope) {
+            body = body[scope.len()..].trim_start();
+        }
+    }
+    if body.len() >= 9 && body[..9].eq_ignore_ascii_case("TIME ZONE") {
+        return Statement::Set { name: "timezone".into(), value: Some(unquote(body[9..].trim())) };
+    }
+    let split_at = body.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(body.len());
+    let name = body[..split_at].trim().trim_matches('"').to_ascii_lowercase();
+    let mut rest = body[split_at..].trim_start();
+    if let Some(r) = rest.strip_prefix('=') {
+        rest = r;
+    } else if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("TO") {
+        rest = &rest[2..];
+    }
+    let value = rest.trim();
+    let value = if value.eq_ignore_ascii_case("DEFAULT") { None } else { Some(unquote(value)) };
+    Statement::Set { name, value }
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    if v.len() >= 2 && v.starts_with('\'') && v.ends_with('\'') {
+        v[1..v.len() - 1].replace("''", "'")
+    } else {
+        v.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_outside_quotes_and_comments() {
+        let sql = "select ';' as a; -- x;y\nselect \"a;b\" from t /* ; */; select $$;$$, $1;;";
+        assert_eq!(split(sql), vec!["select ';' as a", "-- x;y\nselect \"a;b\" from t /* ; */", "select $$;$$, $1"]);
+        assert!(split(" ; ;").is_empty());
+        assert_eq!(split("select E'\\';' as x"), vec!["select E'\\';' as x"]);
+    }
+
+    #[test]
+    fn classifies_by_leading_keyword() {
+        assert_eq!(classify("  (select 1)"), Statement::Query("(select 1)".into()));
+        assert_eq!(classify("/* c */ begin"), Statement::Begin);
+        assert_eq!(classify("START TRANSACTION READ ONLY"), Statement::Begin);
+        assert_eq!(classify("commit"), Statement::Commit);
+        assert_eq!(classify("ATTACH 'x.db'"), Statement::Refused("ATTACH".into()));
+        assert_eq!(classify("copy (select 1) to '/tmp/x'"), Statement::Refused("COPY".into()));
+        assert_eq!(classify("create table t as select 1"), Statement::Refused("CREATE".into()));
+        assert_eq!(classify("show tables"), Statement::Query("show tables".into()));
+        assert_eq!(classify("SHOW server_version"), Statement::Show("server_version".into()));
+        assert_eq!(classify("show warmlake.snapshot"), Statement::Show("warmlake.snapshot".into()));
+    }
+
+    #[test]
+    fn parses_set_forms() {
+        let set = |n: &str, v: Option<&str>| Statement::Set { name: n.into(), value: v.map(Into::into) };
+        assert_eq!(classify("SET extra_float_digits = 3"), set("extra_float_digits", Some("3")));
+        assert_eq!(classify("set session statement_timeout to '5s'"), set("statement_timeout", Some("5s")));
+        assert_eq!(classify("SET TIME ZONE 'UTC'"), set("timezone", Some("UTC")));
+        assert_eq!(classify("SET warmlake.snapshot = 42"), set("warmlake.snapshot", Some("42")));
+        assert_eq!(classify("RESET statement_timeout"), set("statement_timeout", None));
+        assert_eq!(classify("SET datestyle TO DEFAULT"), set("datestyle", None));
+    }
+}

@@ -1,0 +1,321 @@
+//! The lake as a folder: the daemon's [`Tree`] for the FUSE mount.
+//!
+//! Layout (see the README):
+//! - `<schema>/<table>/<file>`: the data files of the current snapshot, named as in the lake
+//!   (partition folders kept); `<schema>/<table>/_deletes/<file>`: its delete files;
+//! - `lake.sql`: a DuckDB script with one view per table, exact DuckLake semantics, reading
+//!   the files through this mount (`duckdb -init <mount>/lake.sql`);
+//! - `.snapshots/<id>/...`: the same for every kept snapshot;
+//! - `.warmlake/status.json`: the daemon's state.
+//!
+//! Everything but file contents comes from the published snapshots, so `ls` and `stat` never
+//! touch the network. Publishing a new state swaps one `Arc`: a lookup sees the old tree or
+//! the new one, never a mix, and an open file keeps the object it opened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use warmlake_fuse_mount::{Attr, DirEntry, NodeKind, OpenFile, Tree, TreeError, TreePath};
+
+use crate::catalog::LakeSnapshot;
+use crate::lake_path::LakeKey;
+use crate::view_sql;
+
+/// An object of the lake, as the tree knows it from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub key: LakeKey,
+    pub size: u64,
+    /// Parquet metadata length (the footer is this plus 8 bytes), when the catalog records it.
+    pub footer_size: Option<u64>,
+    /// `schema.table` the object belongs to, for metrics and policy.
+    pub table: String,
+}
+
+/// Why an object's bytes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The object is gone from the store (expired, compacted away).
+    #[error("{key} is missing from the store")]
+    NotFound { key: LakeKey },
+    /// Not cached, and the store cannot be reached right now.
+    #[error("{key} is unavailable: {reason}")]
+    Unavailable { key: LakeKey, reason: String },
+    /// A local read failed.
+    #[error("{key}: {source}")]
+    Io { key: LakeKey, source: std::io::Error },
+}
+
+/// Where file contents come from: the chunk cache in the daemon, a local folder for lakes that
+/// live on this machine.
+pub trait ObjectSource: Send + Sync + 'static {
+    /// Exactly `min(len, size - offset)` bytes of the object at `offset`, or an error.
+    fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError>;
+}
+
+/// Reads objects straight from a local data root (a lake on local disk needs no cache).
+pub struct LocalSource {
+    root: PathBuf,
+}
+
+impl LocalSource {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalSource { root: root.into() }
+    }
+}
+
+impl ObjectSource for LocalSource {
+    fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError> {
+        use std::os::unix::fs::FileExt as _;
+        let path = self.root.join(object.key.as_str());
+        let file = std::fs::File::open(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => SourceError::NotFound { key: object.key.clone() },
+            _ => SourceError::Io { key: object.key.clone(), source },
+        })?;
+        let want = len.min(object.size.saturating_sub(offset));
+        let mut buf = vec![0u8; usize::try_from(want).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut buf, offset).map_err(|source| SourceError::Io { key: object.key.clone(), source })?;
+        Ok(buf)
+    }
+}
+
+enum Node {
+    Dir(Vec<DirEntry>),
+    Object(ObjectRef),
+    Generated(Arc<[u8]>),
+}
+
+/// One published state of the whole tree.
+struct State {
+    nodes: HashMap<String, Node>,
+    mtime: SystemTime,
+}
+
+/// The daemon's tree: published snapshots over an [`ObjectSource`].
+pub struct LakeTree {
+    mount_root: PathBuf,
+    source: Arc<dyn ObjectSource>,
+    state: RwLock<Arc<State>>,
+}
+
+impl LakeTree {
+    /// A tree for a mount at `mount_root` (used to write absolute paths into `lake.sql`),
+    /// empty until the first [`LakeTree::publish`].
+    pub fn new(mount_root: impl Into<PathBuf>, source: Arc<dyn ObjectSource>) -> Self {
+        let mut nodes = HashMap::new();
+        nodes.insert(String::new(), Node::Dir(Vec::new()));
+        LakeTree {
+            mount_root: mount_root.into(),
+            source,
+            state: RwLock::new(Arc::new(State { nodes, mtime: SystemTime::UNIX_EPOCH })),
+        }
+    }
+
+    /// Replaces what the tree shows, atomically: `current` at the root, each of `kept` under
+    /// `.snapshots/<id>/`, and `status` as `.warmlake/status.json`.
+    pub fn publish(&self, current: &LakeSnapshot, kept: &[LakeSnapshot], status: &serde_json::Value) {
+        let mut b = Builder { nodes: BTreeMap::new(), mount_root: self.mount_root.clone() };
+        b.snapshot("", current);
+        for s in kept {
+            b.snapshot(&format!(".snapshots/{}", s.snapshot.id), s);
+        }
+        b.dir(".snapshots");
+        b.file(".warmlake/status.json", serde_json::to_vec_pretty(status).unwrap_or_default());
+        let mtime = snapshot_time(current);
+        let nodes = b.finish();
+        let next = Arc::new(State { nodes, mtime });
+        match self.state.write() {
+            Ok(mut guard) => *guard = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    fn current(&self) -> Arc<State> {
+        match self.state.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+fn snapshot_time(s: &LakeSnapshot) -> SystemTime {
+    chrono::DateTime::parse_from_rfc3339(&s.snapshot.time)
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp_micros()).ok())
+        .map(|us| SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(us))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Collects nodes by path; directories are implied by the files below them.
+struct Builder {
+    nodes: BTreeMap<String, Option<Node>>,
+    mount_root: PathBuf,
+}
+
+impl Builder {
+    fn dir(&mut self, path: &str) {
+        let mut p = path.trim_matches('/').to_string();
+        loop {
+            self.nodes.entry(p.clone()).or_insert(None);
+            match p.rfind('/') {
+                Some(i) => p.truncate(i),
+                None if p.is_empty() => break,
+                None => p.clear(),
+            }
+        }
+    }
+
+    fn insert(&mut self, path: &str, node: Node) {
+        if let Some(i) = path.rfind('/') {
+            self.dir(&path[..i]);
+        } else {
+            self.dir("");
+        }
+        self.nodes.insert(path.to_string(), Some(node));
+    }
+
+    fn file(&mut self, path: &str, bytes: Vec<u8>) {
+        self.insert(path, Node::Generated(bytes.into()));
+    }
+
+    fn snapshot(&mut self, prefix: &str, lake: &LakeSnapshot) {
+        let join = |rest: &str| if prefix.is_empty() { rest.to_string() } else { format!("{prefix}/{rest}") };
+        let mut urls: HashMap<LakeKey, String> = HashMap::new();
+        for schema in &lake.schemas {
+            self.dir(&join(schema));
+        }
+        for t in &lake.tables {
+            let table_dir = join(&format!("{}/{}", t.schema, t.name));
+            self.dir(&table_dir);
+            let qualified = format!("{}.{}", t.schema, t.name);
+            for f in &t.files {
+                let path = format!("{table_dir}/{}", f.name);
+                urls.insert(f.key.clone(), self.mount_root.join(&path).to_string_lossy().into_owned());
+                let object = ObjectRef {
+                    key: f.key.clone(),
+                    size: u64::try_from(f.size).unwrap_or(0),
+                    footer_size: f.footer_size.and_then(|s| u64::try_from(s).ok()),
+                    table: qualified.clone(),
+                };
+                self.insert(&path, Node::Object(object));
+                for d in &f.deletes {
+                    let name = d.name.rsplit('/').next().unwrap_or(&d.name);
+                    let path = format!("{table_dir}/_deletes/{name}");
+                    urls.insert(d.key.clone(), self.mount_root.join(&path).to_string_lossy().into_owned());
+                    let object = ObjectRef {
+                        key: d.key.clone(),
+                        size: u64::try_from(d.size).unwrap_or(0),
+                        footer_size: d.footer_size.and_then(|s| u64::try_from(s).ok()),
+                        table: qualified.clone(),
+                    };
+                    self.insert(&path, Node::Object(object));
+                }
+            }
+        }
+        let script = view_sql::lake_script(lake, &|k| urls.get(k).cloned().unwrap_or_else(|| k.to_string()));
+        self.file(&join("lake.sql"), script.into_bytes());
+    }
+
+    fn finish(self) -> HashMap<String, Node> {
+        let mut children: HashMap<String, Vec<DirEntry>> = HashMap::new();
+        for (path, node) in &self.nodes {
+            if path.is_empty() {
+                continue;
+            }
+            let (parent, name) = match path.rfind('/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => ("", path.as_str()),
+            };
+            let kind = if node.is_none() { NodeKind::Directory } else { NodeKind::File };
+            children.entry(parent.to_string()).or_default().push(DirEntry::new(name, kind));
+        }
+        self.nodes
+            .into_iter()
+            .map(|(path, node)| {
+                let node = node.unwrap_or_else(|| Node::Dir(children.remove(&path).unwrap_or_default()));
+                (path, node)
+            })
+            .collect()
+    }
+}
+
+impl Tree for LakeTree {
+    fn attr(&self, path: &TreePath) -> Result<Attr, TreeError> {
+        let state = self.current();
+        match state.nodes.get(path.as_str()) {
+            Some(Node::Dir(_)) => Ok(Attr::directory(state.mtime)),
+            Some(Node::Object(o)) => Ok(Attr::file(o.size, state.mtime)),
+            Some(Node::Generated(b)) => Ok(Attr::file(b.len() as u64, state.mtime)),
+            None => Err(TreeError::NotFound { path: path.clone() }),
+        }
+    }
+
+    fn list(&self, dir: &TreePath) -> Result<Vec<DirEntry>, TreeError> {
+        match self.current().nodes.get(dir.as_str()) {
+            Some(Node::Dir(entries)) => Ok(entries.clone()),
+            Some(_) => Err(TreeError::NotADirectory { path: dir.clone() }),
+            None => Err(TreeError::NotFound { path: dir.clone() }),
+        }
+    }
+
+    fn open(&self, path: &TreePath) -> Result<Arc<dyn OpenFile>, TreeError> {
+        match self.current().nodes.get(path.as_str()) {
+            Some(Node::Dir(_)) => Err(TreeError::IsADirectory { path: path.clone() }),
+            Some(Node::Object(o)) => {
+                Ok(Arc::new(OpenObject { path: path.clone(), object: o.clone(), source: Arc::clone(&self.source) }))
+            }
+            Some(Node::Generated(b)) => Ok(Arc::new(OpenGenerated { bytes: Arc::clone(b) })),
+            None => Err(TreeError::NotFound { path: path.clone() }),
+        }
+    }
+}
+
+struct OpenObject {
+    path: TreePath,
+    object: ObjectRef,
+    source: Arc<dyn ObjectSource>,
+}
+
+impl OpenFile for OpenObject {
+    fn size(&self) -> u64 {
+        self.object.size
+    }
+
+    fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, TreeError> {
+        if offset >= self.object.size {
+            return Ok(Vec::new());
+        }
+        self.source.read(&self.object, offset, u64::from(len)).map_err(|e| match e {
+            // The catalog lists the file but the store lost it: ENOENT, as a deleted file.
+            SourceError::NotFound { .. } => {
+                tracing::warn!(path = %self.path, key = %self.object.key, "object missing from the store");
+                TreeError::NotFound { path: self.path.clone() }
+            }
+            SourceError::Unavailable { reason, .. } => TreeError::Unavailable { path: self.path.clone(), reason },
+            SourceError::Io { source, .. } => TreeError::Io { path: self.path.clone(), source },
+        })
+    }
+}
+
+struct OpenGenerated {
+    bytes: Arc<[u8]>,
+}
+
+impl OpenFile for OpenGenerated {
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, TreeError> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.bytes.len());
+        let end = start.saturating_add(len as usize).min(self.bytes.len());
+        Ok(self.bytes[start..end].to_vec())
+    }
+
+    fn keep_cache(&self) -> bool {
+        // Generated files (lake.sql, status.json) change at the same path on every publish.
+        false
+    }
+}

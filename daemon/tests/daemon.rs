@@ -1,0 +1,99 @@
+//! The daemon end to end: mirror, mount, refresh to a new snapshot, and offline operation.
+
+mod fixtures;
+
+use std::path::Path;
+
+use warmlake_daemon::config::Config;
+use warmlake_daemon::daemon::{Daemon, DaemonError};
+use warmlake_daemon::generate::{self, CatalogKind, LakeSpec};
+
+fn config(dir: &Path, catalog: &Path, mount: bool) -> Config {
+    let text = format!(
+        "[lake]\nname = \"test\"\ncatalog = \"sqlite:{}\"\n[state]\ndir = \"{}\"\n[cache]\ndir = \"{}\"\n{}",
+        catalog.display(),
+        dir.join("state").display(),
+        dir.join("cache").display(),
+        if mount { format!("[mount]\npath = \"{}\"\n", dir.join("mnt").display()) } else { String::new() }
+    );
+    Config::parse(&text, &dir.join("config.toml")).expect("config")
+}
+
+#[test]
+fn daemon_mounts_refreshes_and_survives_losing_the_catalog() {
+    if !fixtures::fuse_available("daemon_mounts_refreshes_and_survives_losing_the_catalog") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = LakeSpec { events_rows: 1_000, events_files: 1, ..LakeSpec::default() };
+    let lake = generate::generate(&tmp.path().join("lake"), &spec, &[CatalogKind::Sqlite]).expect("generate");
+    // The daemon follows a copy of the catalog that starts before web.scratch was created.
+    let live = tmp.path().join("lake/live.sqlite");
+    std::fs::copy(&lake.catalogs[0], &live).expect("copy");
+    let conn = rusqlite::Connection::open(&live).expect("open");
+    let cut = lake.latest_snapshot - 3;
+    conn.execute_batch(&format!(
+        "DELETE FROM ducklake_snapshot WHERE snapshot_id > {cut}; DELETE FROM ducklake_snapshot_changes WHERE snapshot_id > {cut};
+         DELETE FROM ducklake_table WHERE begin_snapshot > {cut}; DELETE FROM ducklake_column WHERE begin_snapshot > {cut};
+         DELETE FROM ducklake_data_file WHERE begin_snapshot > {cut}; DELETE FROM ducklake_schema_versions WHERE begin_snapshot > {cut};"
+    ))
+    .expect("rewind");
+    drop(conn);
+    std::fs::create_dir(tmp.path().join("mnt")).expect("mountpoint");
+    let cfg = config(tmp.path(), &live, true);
+    let mnt = tmp.path().join("mnt");
+
+    let daemon = Daemon::start(cfg.clone()).expect("daemon starts");
+    assert_eq!(daemon.status().snapshot, Some(cut));
+    assert!(mnt.join("sales/orders").is_dir());
+    assert!(!mnt.join("web/scratch").exists());
+    let kept: Vec<String> = std::fs::read_dir(mnt.join(".snapshots"))
+        .expect("ls")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+
+    // A new snapshot in the catalog: one refresh and the mount shows it.
+    std::fs::copy(&lake.catalogs[0], &live).expect("advance");
+    assert_eq!(daemon.refresh().expect("refresh"), lake.latest_snapshot);
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mnt.join(".warmlake/status.json")).expect("status")).expect("json");
+    assert_eq!(status["snapshot"], lake.latest_snapshot);
+    assert!(mnt.join(format!(".snapshots/{}", lake.latest_snapshot)).is_dir());
+
+    // The catalog disappears: refresh fails, the mount keeps serving the last good snapshot.
+    std::fs::remove_file(&live).expect("lose catalog");
+    assert!(daemon.refresh().is_err());
+    assert!(daemon.status().last_error.is_some());
+    assert!(mnt.join("sales/orders").is_dir());
+    let db = duckdb::Connection::open_in_memory().expect("duckdb");
+    db.execute_batch(&std::fs::read_to_string(mnt.join("lake.sql")).expect("lake.sql")).expect("views");
+    let n: i64 = db.query_row("SELECT count(*) FROM sales.orders", [], |r| r.get(0)).expect("count");
+    assert_eq!(n, 7400);
+    daemon.stop().expect("stop");
+    assert!(!fixtures_mounted(&mnt), "unmounted on stop");
+
+    // A restart with the catalog still gone serves the mirror, offline.
+    let daemon = Daemon::start(cfg).expect("starts offline from the mirror");
+    assert!(daemon.status().offline);
+    assert_eq!(daemon.status().snapshot, Some(lake.latest_snapshot));
+    assert!(mnt.join("sales/orders").is_dir());
+    daemon.stop().expect("stop");
+}
+
+fn fixtures_mounted(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| m.lines().any(|l| l.split_whitespace().nth(4) == Some(&*path.to_string_lossy())))
+        .unwrap_or(false)
+}
+
+#[test]
+fn no_catalog_and_no_mirror_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path(), &tmp.path().join("missing.sqlite"), false);
+    match Daemon::start(cfg) {
+        Err(e @ DaemonError::NoMirror(_)) => assert!(e.to_string().contains("no local mirror"), "{e}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("started without a catalog"),
+    }
+}

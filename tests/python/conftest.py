@@ -1,0 +1,66 @@
+"""Shared fixtures: a generated lake served by a real `warmlake daemon` with a FUSE mount."""
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+
+def warmlake_bin() -> str:
+    path = os.environ.get("WARMLAKE_BIN")
+    if not path:
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/warmlake-target"))
+        path = os.path.join(target, "debug", "warmlake")
+    if not os.path.exists(path):
+        pytest.fail(f"warmlake binary not found at {path}: build it (cargo build -p warmlake) or set WARMLAKE_BIN")
+    return path
+
+
+def require_fuse():
+    if os.path.exists("/dev/fuse") and shutil.which("fusermount3"):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("FUSE is required on CI (/dev/fuse and fusermount3 from Debian's fuse3)")
+    pytest.skip("no FUSE here")
+
+
+def mounted(path: pathlib.Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory):
+    """A generated lake (DuckDB catalog) and a running daemon mounting it; yields paths."""
+    require_fuse()
+    root = tmp_path_factory.mktemp("warmlake")
+    lake_dir = root / "lake"
+    subprocess.run(
+        [warmlake_bin(), "dev", "make-lake", str(lake_dir), "--events-rows", "200000", "--events-files", "4"],
+        check=True,
+        capture_output=True,
+    )
+    mnt = root / "mnt"
+    mnt.mkdir()
+    config = root / "config.toml"
+    config.write_text(
+        f'[lake]\nname = "pytest"\ncatalog = "{lake_dir / "catalog.ducklake"}"\n'
+        f'[state]\ndir = "{root / "state"}"\n[cache]\ndir = "{root / "cache"}"\n'
+        f'[mount]\npath = "{mnt}"\n'
+    )
+    log = open(root / "daemon.log", "w")
+    daemon = subprocess.Popen([warmlake_bin(), "daemon", "--config", str(config)], stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while not (mnt / "lake.sql").exists():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            pytest.fail(f"daemon did not mount: {(root / 'daemon.log').read_text()}")
+        time.sleep(0.1)
+    yield {"mnt": mnt, "data": lake_dir / "data", "root": root}
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=60) == 0, (root / "daemon.log").read_text()
+    assert not mounted(mnt), "the daemon unmounts on SIGTERM"
