@@ -77,6 +77,16 @@ pub struct QueryArgs {
     pub snapshot: Option<i64>,
 }
 
+/// The lake in `catalog` at `snapshot` (the newest when `None`).
+fn read_lake(catalog: &str, snapshot: Option<i64>) -> anyhow::Result<warmlake_daemon::catalog::LakeSnapshot> {
+    let reader = CatalogReader::open(&CatalogLocation::parse(catalog), None)?;
+    let id = match snapshot {
+        Some(id) => id,
+        None => reader.latest_snapshot()?.id,
+    };
+    Ok(reader.read_snapshot(id)?)
+}
+
 pub fn run(cmd: DevCommand) -> anyhow::Result<()> {
     match cmd {
         DevCommand::MakeLake(a) => {
@@ -109,33 +119,18 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DevCommand::Inspect(a) => {
-            let reader = CatalogReader::open(&CatalogLocation::parse(&a.catalog), None)?;
-            let id = match a.snapshot {
-                Some(id) => id,
-                None => reader.latest_snapshot()?.id,
-            };
-            let lake = reader.read_snapshot(id)?;
+            let lake = read_lake(&a.catalog, a.snapshot)?;
             println!("{}", serde_json::to_string_pretty(&lake).context("encoding the snapshot")?);
             Ok(())
         }
         DevCommand::LakeSql(a) => {
-            let reader = CatalogReader::open(&CatalogLocation::parse(&a.catalog), None)?;
-            let id = match a.snapshot {
-                Some(id) => id,
-                None => reader.latest_snapshot()?.id,
-            };
-            let lake = reader.read_snapshot(id)?;
+            let lake = read_lake(&a.catalog, a.snapshot)?;
             let root = lake.data_root.clone();
             print!("{}", warmlake_daemon::view_sql::lake_script(&lake, &|k| format!("{root}{k}")));
             Ok(())
         }
         DevCommand::Query(a) => {
-            let reader = CatalogReader::open(&CatalogLocation::parse(&a.catalog), None)?;
-            let id = match a.snapshot {
-                Some(id) => id,
-                None => reader.latest_snapshot()?.id,
-            };
-            let lake = reader.read_snapshot(id)?;
+            let lake = read_lake(&a.catalog, a.snapshot)?;
             let result = local_query::query_text(&lake, &a.sql)?;
             print!("{}", crate::demo::render_table(&result));
             Ok(())
