@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 /// A catalog's location: a DuckDB file, a SQLite file, or a PostgreSQL connection string.
 ///
 /// Config strings follow the DuckLake extension's own conventions: `sqlite:PATH`,
-/// `duckdb:PATH`, `postgres:...` / `postgresql://...`; a bare path is sniffed (SQLite files
-/// start with `SQLite format 3`, anything else is opened as DuckDB).
+/// `duckdb:PATH`, `postgres:...` / `postgresql://...`; a bare libpq keyword/value string
+/// (`host=db dbname=lake`) is PostgreSQL too; a bare path is sniffed (SQLite files start with
+/// `SQLite format 3`, anything else is opened as DuckDB).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogLocation {
     /// A DuckDB database file.
@@ -34,6 +35,9 @@ impl CatalogLocation {
         if let Some(rest) = s.strip_prefix("postgres:") {
             return CatalogLocation::Postgres(rest.to_string());
         }
+        if looks_like_libpq(s) {
+            return CatalogLocation::Postgres(s.to_string());
+        }
         let path = PathBuf::from(s);
         if is_sqlite_file(&path) { CatalogLocation::Sqlite(path) } else { CatalogLocation::DuckDb(path) }
     }
@@ -45,6 +49,26 @@ impl CatalogLocation {
             CatalogLocation::Postgres(_) => None,
         }
     }
+}
+
+/// Whether `s` starts like a libpq keyword/value connection string. No catalog file is named
+/// `host=...`, and opening one as a DuckDB path would print its password in the "does not exist"
+/// error (a path is shown as it is; only PostgreSQL locations are redacted).
+fn looks_like_libpq(s: &str) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "options",
+        "application_name",
+        "sslmode",
+        "connect_timeout",
+        "target_session_attrs",
+    ];
+    s.split_whitespace().next().and_then(|token| token.split_once('=')).is_some_and(|(key, _)| KEYWORDS.contains(&key))
 }
 
 fn is_sqlite_file(path: &Path) -> bool {
@@ -89,6 +113,11 @@ mod tests {
             CatalogLocation::parse("postgresql://u:p@h/db"),
             CatalogLocation::Postgres("postgresql://u:p@h/db".into())
         );
+        assert_eq!(
+            CatalogLocation::parse("host=db password=secret dbname=lake"),
+            CatalogLocation::Postgres("host=db password=secret dbname=lake".into())
+        );
+        assert_eq!(CatalogLocation::parse("lake=1.duckdb"), CatalogLocation::DuckDb("lake=1.duckdb".into()));
         assert_eq!(
             CatalogLocation::parse("/missing/file.ducklake"),
             CatalogLocation::DuckDb("/missing/file.ducklake".into())

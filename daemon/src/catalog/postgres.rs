@@ -90,15 +90,12 @@ impl PgClient {
                 }
             })
             .map_err(|e| BackendError::Other(format!("cannot start the PostgreSQL client thread: {e}")))?;
-        let mut client = PgClient { requests: Some(requests), worker: Some(worker) };
+        let client = PgClient { requests: Some(requests), worker: Some(worker) };
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(client),
             Ok(Err(e)) => Err(e),
-            // The thread ended without a word: it panicked. Joining (in drop) reaps it.
-            Err(_) => {
-                client.requests = None;
-                Err(closed())
-            }
+            // The thread ended without a word: it panicked. Dropping `client` reaps it.
+            Err(_) => Err(closed()),
         }
     }
 
