@@ -69,3 +69,27 @@ fn mirrors_of_the_reference_lakes_give_the_same_answers() {
         assert_eq!(check_lake(name, &offline), tables);
     }
 }
+
+/// Time travel by timestamp, change detection and files scheduled for deletion, checked
+/// against the shop catalog's tables as read by hand with DuckDB.
+#[test]
+fn shop_time_travel_changes_and_scheduled_deletions() {
+    let reader = open_lake("shop");
+    let ids: Vec<i64> = reader.snapshots().expect("snapshots").iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 29, "snapshot 3 was expired");
+    assert!(!ids.contains(&3));
+    let since: Vec<(i64, Option<String>)> =
+        reader.snapshots_since(27).expect("since").into_iter().map(|s| (s.id, s.changes)).collect();
+    assert_eq!(since, [(28, Some("altered_table:3".to_string())), (29, Some("inserted_into_table:3".to_string()))]);
+    // snapshot 10 was taken at 14:13:08.607767, snapshot 11 at 14:13:08.614302 (UTC)
+    assert_eq!(reader.snapshot_at_time("2026-11-25 14:13:08.610000+00").expect("at time").id, 10);
+    assert_eq!(reader.snapshot_at_time("2026-11-25T14:13:08.614302Z").expect("at time").id, 11);
+    assert!(reader.snapshot_at_time("2020-01-01 00:00:00+00").is_err(), "before the first snapshot");
+    let scheduled: Vec<String> =
+        reader.scheduled_for_deletion().expect("scheduled").iter().map(|k| k.to_string()).collect();
+    assert_eq!(scheduled.len(), 7);
+    assert!(
+        scheduled.contains(&"sales/orders/ducklake-01a2130d-9b68-7c7e-a725-e5c2760c4302-delete.parquet".to_string())
+    );
+    assert_eq!(scheduled.iter().filter(|k| k.starts_with("web/events/kind=")).count(), 6);
+}
