@@ -20,13 +20,15 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let daemon = tokio::task::spawn_blocking(move || Daemon::start(config)).await??;
+        let handle = tokio::runtime::Handle::current();
+        let daemon = tokio::task::spawn_blocking(move || Daemon::start(config, handle)).await??;
         let status = daemon.status();
         eprintln!(
-            "warmlake: serving {} at snapshot {}{}",
+            "warmlake: serving {} at snapshot {}{}{}",
             status.lake,
             status.snapshot.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-            status.mount.map(|m| format!(", mounted at {}", m.display())).unwrap_or_default()
+            status.mount.map(|m| format!(", mounted at {}", m.display())).unwrap_or_default(),
+            status.sql_socket.map(|s| format!(", SQL socket {}", s.display())).unwrap_or_default()
         );
         daemon.run(shutdown).await?;
         anyhow::Ok(())

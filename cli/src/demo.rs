@@ -1,10 +1,10 @@
 //! `warmlake demo`: the README's first command.
 //!
 //! It generates a small lake into a local folder, starts the daemon in the foreground on it
-//! (mirror, and the mount when FUSE is usable), answers a sample query through the mount with
-//! exact DuckLake semantics, prints what to try next, and waits for Ctrl-C. Parts that are not
-//! built yet (the SQL socket, the chunk cache) are reported as such: the demo never prints what
-//! did not happen.
+//! (mirror, SQL socket, and the mount when FUSE is usable), answers a sample query through the
+//! mount and through the SQL socket with exact DuckLake semantics, prints what to try next, and
+//! waits for Ctrl-C. The demo never prints what did not happen: every answer shown was just
+//! computed through the path it names.
 
 use std::path::{Path, PathBuf};
 
@@ -80,14 +80,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
 
-    println!("\n3. Starting the daemon (mirror + mount)");
+    println!("\n3. Starting the daemon (mirror + mount + SQL socket)");
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).with_context(|| format!("creating {}", mnt.display()))?;
-    let (daemon, config) = match Daemon::start(demo_config(&dir, true)?) {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let (daemon, config) = match Daemon::start(demo_config(&dir, true)?, runtime.handle().clone()) {
         Ok(d) => (d, dir.join("config.toml")),
         Err(e) => {
             println!("   the mount is not available here ({e}); running without it");
-            (Daemon::start(demo_config(&dir, false)?)?, dir.join("config.toml"))
+            (Daemon::start(demo_config(&dir, false)?, runtime.handle().clone())?, dir.join("config.toml"))
         }
     };
     let status = daemon.status();
@@ -95,6 +96,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mounted = status.mount.is_some();
     if mounted {
         println!("   mount   {} (read-only; the lake as a folder)", mnt.display());
+    }
+    if let Some(socket) = &status.sql_socket {
+        println!("   SQL     {} (PostgreSQL protocol)", socket.display());
     }
 
     println!("\n4. Query with DuckLake semantics (deletes applied, renamed/added columns, inlined rows):");
@@ -111,8 +115,22 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("   {line}");
     }
 
-    println!("\n5. Not in this build yet: the SQL socket (psql), the chunk cache and prewarming (see the issues).");
+    let psql = match &status.sql_socket {
+        Some(socket) => {
+            let (host, port) = psql_target(socket)?;
+            println!("\n5. The same query through the SQL socket, as psql, psycopg or JDBC tools would send it:\n");
+            let result = runtime.block_on(sql_query_text(&host, port, SAMPLE_QUERY))?;
+            for line in render_table(&result).lines() {
+                println!("   {line}");
+            }
+            Some(format!("psql -h {} -p {port} -d lake", host.display()))
+        }
+        None => None,
+    };
     println!("\nTry next, in another terminal:");
+    if let Some(psql) = &psql {
+        println!("   {psql} -c '\\dt'");
+    }
     if mounted {
         println!("   ls -l {}/sales/orders", mnt.display());
         println!("   duckdb -init {}/lake.sql -c 'SELECT kind, count(*) FROM web.events GROUP BY 1'", mnt.display());
@@ -122,7 +140,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("   warmlake daemon --config {}", config.display());
 
     if !args.no_wait {
-        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         let shutdown = {
             let _entered = runtime.enter();
             crate::daemon_cmd::shutdown_signal()?
@@ -133,6 +150,42 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     daemon.stop()?;
     println!("Stopped{}.", if mounted { "; the lake is unmounted" } else { "" });
     Ok(())
+}
+
+/// The socket's folder and port, from its libpq name `<dir>/.s.PGSQL.<port>`.
+fn psql_target(socket: &Path) -> anyhow::Result<(PathBuf, u16)> {
+    let port = socket
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(".s.PGSQL."))
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("{} is not a PostgreSQL socket name", socket.display()))?;
+    let dir = socket.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((dir, port))
+}
+
+/// Runs `sql` through the SQL socket with a real PostgreSQL client (text results).
+async fn sql_query_text(dir: &Path, port: u16, sql: &str) -> anyhow::Result<TextResult> {
+    let mut config = tokio_postgres::Config::new();
+    config.host_path(dir).port(port).dbname("lake").user("demo");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.context("connecting to the SQL socket")?;
+    let driver = tokio::spawn(connection);
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    for message in client.simple_query(sql).await.context("querying the SQL socket")? {
+        match message {
+            tokio_postgres::SimpleQueryMessage::RowDescription(cols) => {
+                columns = cols.iter().map(|c| c.name().to_string()).collect();
+            }
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                rows.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
+            }
+            _ => {}
+        }
+    }
+    drop(client);
+    let _ = driver.await;
+    Ok(TextResult { columns, rows })
 }
 
 /// Renders a result as an aligned text table.

@@ -211,6 +211,9 @@ pub enum CacheError {
     /// The cache folder could not be read or written.
     #[error("cache file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// Another process (a second daemon) has the cache folder open.
+    #[error("the cache {dir} is in use by another warmlake process")]
+    Locked { dir: PathBuf },
     /// The cache index failed.
     #[error("cache index: {0}")]
     Index(#[from] rusqlite::Error),
@@ -229,13 +232,15 @@ impl CacheError {
     pub fn errno(&self) -> i32 {
         match self {
             CacheError::Store(e) => e.errno(),
-            CacheError::Io { .. } | CacheError::Index(_) | CacheError::Internal(_) => libc::EIO,
+            CacheError::Io { .. } | CacheError::Locked { .. } | CacheError::Index(_) | CacheError::Internal(_) => {
+                libc::EIO
+            }
         }
     }
 }
 
 /// The cache's size and counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CacheStats {
     /// Bytes in stored pieces.
     pub bytes_stored: u64,

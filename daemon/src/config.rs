@@ -4,10 +4,14 @@
 //! are errors (a typo must not silently fall back to a default), and every error names the
 //! file, line and column.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
+
+use crate::store::StoreConfig;
 
 /// A config file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +25,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, with defaults filled in and `~` expanded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Name of the lake; also the mirror's file name.
     pub lake_name: String,
@@ -33,6 +37,14 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The chunk cache (`~/.cache/warmlake`).
     pub cache_dir: PathBuf,
+    /// Most bytes the cache may hold (`[cache] max_cache`, 10 GiB); the policy can lower it.
+    pub max_cache: u64,
+    /// Bytes the cache leaves free on its disk (`[cache] min_free_disk`, 2 GiB).
+    pub min_free_disk: u64,
+    /// How the data store is reached when the lake's data is not on this machine (`[store]`).
+    pub store: StoreConfig,
+    /// The SQL socket, unless `[sql] enabled = false`.
+    pub sql: Option<SqlSettings>,
     /// Where to mount the lake; `None` runs without a mount.
     pub mount: Option<PathBuf>,
     /// How often the catalog is polled for a new snapshot. A minute keeps a laptop quiet and
@@ -40,6 +52,21 @@ pub struct Config {
     pub refresh_interval: Duration,
     /// Snapshots kept visible under `.snapshots/` (the newest ones).
     pub keep_snapshots: usize,
+}
+
+/// The `[sql]` section: where and how the SQL socket listens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlSettings {
+    /// Folder of the socket: `psql -h <socket_dir> -p <port>`. The state dir by default.
+    pub socket_dir: PathBuf,
+    /// The port in the socket's name; 5433, beside a real PostgreSQL on 5432.
+    pub port: u16,
+    /// A new session's statement timeout (none by default; clients may `SET` their own).
+    pub statement_timeout: Option<Duration>,
+    /// DuckDB's memory limit for all sessions together, e.g. "2GB" (DuckDB's default when unset).
+    pub memory_limit: Option<String>,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +77,11 @@ struct File {
     state: StateSection,
     #[serde(default)]
     cache: CacheSection,
+    /// Free-form: a few warmlake keys plus `object_store` options, validated in [`store_config`].
+    #[serde(default)]
+    store: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    sql: SqlSection,
     #[serde(default)]
     mount: MountSection,
     #[serde(default)]
@@ -74,6 +106,19 @@ struct StateSection {
 #[serde(deny_unknown_fields)]
 struct CacheSection {
     dir: Option<String>,
+    max_cache: Option<Spanned<String>>,
+    min_free_disk: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SqlSection {
+    enabled: Option<bool>,
+    socket_dir: Option<String>,
+    port: Option<u16>,
+    statement_timeout: Option<Spanned<String>>,
+    memory_limit: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,6 +175,18 @@ impl Config {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ConfigError::Parse { path: path.to_path_buf(), line, column, message: e.message().to_string() }
         })?;
+        // An error about one value, located at it.
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            ConfigError::Parse { path: path.to_path_buf(), line, column, message }
+        };
+        let size = |v: &Option<Spanned<String>>, key: &str, default: u64| match v {
+            None => Ok(default),
+            Some(v) => warmlake_policy::size::parse_size(v.get_ref()).map_err(|e| at(v.span(), format!("{key}: {e}"))),
+        };
+        let max_cache = size(&file.cache.max_cache, "max_cache", 10 << 30)?;
+        let min_free_disk = size(&file.cache.min_free_disk, "min_free_disk", 2 << 30)?;
+        let store = store_config(&file.store, &at)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let relative_to_file = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let catalog = match file.lake.catalog.as_str() {
@@ -153,20 +210,45 @@ impl Config {
             (Some(false), _) | (_, None) => None,
             (_, Some(p)) => Some(relative_to_file(expand(&p))),
         };
+        let state_dir = file
+            .state
+            .dir
+            .map(|d| expand(&d))
+            .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state").join("warmlake"));
+        let sql = match file.sql.enabled {
+            Some(false) => None,
+            _ => Some(SqlSettings {
+                socket_dir: file
+                    .sql
+                    .socket_dir
+                    .map(|d| relative_to_file(expand(&d)))
+                    .unwrap_or_else(|| state_dir.clone()),
+                port: file.sql.port.unwrap_or(5433),
+                statement_timeout: match &file.sql.statement_timeout {
+                    None => None,
+                    Some(v) => Some(
+                        warmlake_policy::duration::parse_duration(v.get_ref())
+                            .map_err(|e| at(v.span(), format!("statement_timeout: {e}")))?,
+                    ),
+                },
+                memory_limit: file.sql.memory_limit,
+                max_connections: file.sql.max_connections.unwrap_or(64).max(1),
+            }),
+        };
         Ok(Config {
             lake_name: file.lake.name.unwrap_or_else(|| "lake".into()),
             catalog,
             data: file.lake.data,
-            state_dir: file
-                .state
-                .dir
-                .map(|d| expand(&d))
-                .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state").join("warmlake")),
+            state_dir,
             cache_dir: file
                 .cache
                 .dir
                 .map(|d| expand(&d))
                 .unwrap_or_else(|| xdg("XDG_CACHE_HOME", ".cache").join("warmlake")),
+            max_cache,
+            min_free_disk,
+            store,
+            sql,
             mount,
             refresh_interval: Duration::from_secs(interval),
             keep_snapshots: file.refresh.keep_snapshots.unwrap_or(3),
@@ -177,6 +259,63 @@ impl Config {
     pub fn mirror_path(&self) -> PathBuf {
         self.state_dir.join("mirror").join(format!("{}.sqlite", self.lake_name))
     }
+}
+
+/// The `[store]` section: warmlake's own keys (timeouts, limits, `allow_http`) and, for every
+/// other key, an `object_store` option by its documented name (`endpoint`, `region`,
+/// `access_key_id`, `aws_virtual_hosted_style_request`, `google_service_account`,
+/// `azure_storage_account_name`, ...). Option names are checked here, against the S3, GCS and
+/// Azure builders, so a typo is reported at its line rather than when the store is first used.
+fn store_config(
+    section: &BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<StoreConfig, ConfigError> {
+    use object_store::aws::AmazonS3ConfigKey;
+    use object_store::azure::AzureConfigKey;
+    use object_store::gcp::GoogleConfigKey;
+    let mut config = StoreConfig::default();
+    for (key, value) in section {
+        let name = key.get_ref().as_str();
+        let span = value.span();
+        let seconds = |v: &toml::Value| match v {
+            toml::Value::String(s) => {
+                warmlake_policy::duration::parse_duration(s).map_err(|e| at(span.clone(), format!("{name}: {e}")))
+            }
+            _ => Err(at(span.clone(), format!("{name}: expected a duration such as \"30s\""))),
+        };
+        let count = |v: &toml::Value| match v {
+            toml::Value::Integer(n) if *n >= 0 => Ok(usize::try_from(*n).unwrap_or(usize::MAX)),
+            _ => Err(at(span.clone(), format!("{name}: expected a non-negative integer"))),
+        };
+        match name {
+            "allow_http" => match value.get_ref() {
+                toml::Value::Boolean(b) => config.allow_http = *b,
+                _ => return Err(at(span, "allow_http: expected true or false".into())),
+            },
+            "connect_timeout" => config.connect_timeout = seconds(value.get_ref())?,
+            "request_timeout" => config.request_timeout = seconds(value.get_ref())?,
+            "retry_timeout" => config.retry_timeout = seconds(value.get_ref())?,
+            "max_retries" => config.max_retries = count(value.get_ref())?,
+            "max_requests" => config.max_requests = count(value.get_ref())?.max(1),
+            "max_prefetch_requests" => config.max_prefetch_requests = count(value.get_ref())?.max(1),
+            _ => {
+                let known = name.parse::<AmazonS3ConfigKey>().is_ok()
+                    || name.parse::<GoogleConfigKey>().is_ok()
+                    || name.parse::<AzureConfigKey>().is_ok();
+                if !known {
+                    return Err(at(key.span(), format!("unknown store option `{name}`")));
+                }
+                let text = match value.get_ref() {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    toml::Value::Integer(n) => n.to_string(),
+                    _ => return Err(at(span, format!("{name}: expected a string"))),
+                };
+                config.options.push((name.to_string(), text));
+            }
+        }
+    }
+    Ok(config)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -220,5 +359,43 @@ mod tests {
         assert_eq!(parse("sqlite:lake.sqlite"), "sqlite:/d/lake.sqlite");
         assert_eq!(parse("postgresql://u@h/db"), "postgresql://u@h/db");
         assert_eq!(parse("/abs/c.ducklake"), "/abs/c.ducklake");
+    }
+
+    #[test]
+    fn store_cache_and_sql_sections() {
+        let text = "[lake]\ncatalog = \"c\"\n[cache]\nmax_cache = \"1GiB\"\n[store]\nendpoint = \"http://127.0.0.1:9000\"\n\
+                    aws_region = \"auto\"\nallow_http = true\nmax_retries = 1\nconnect_timeout = \"2s\"\n\
+                    [sql]\nport = 6000\nstatement_timeout = \"30s\"\n";
+        let c = Config::parse(text, Path::new("/d/c.toml")).expect("parses");
+        assert_eq!(c.max_cache, 1 << 30);
+        assert_eq!(c.min_free_disk, 2 << 30);
+        assert!(c.store.allow_http);
+        assert_eq!(c.store.max_retries, 1);
+        assert_eq!(c.store.connect_timeout, Duration::from_secs(2));
+        assert_eq!(
+            c.store.options,
+            vec![
+                ("aws_region".to_string(), "auto".to_string()),
+                ("endpoint".to_string(), "http://127.0.0.1:9000".to_string())
+            ]
+        );
+        let sql = c.sql.expect("sql on by default");
+        assert_eq!((sql.port, sql.statement_timeout), (6000, Some(Duration::from_secs(30))));
+        assert!(
+            Config::parse("[lake]\ncatalog = \"c\"\n[sql]\nenabled = false\n", Path::new("c"))
+                .expect("ok")
+                .sql
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bad_store_and_size_values_are_located() {
+        let err = Config::parse("[lake]\ncatalog = \"c\"\n[store]\nendpont = \"x\"\n", Path::new("c.toml"))
+            .expect_err("typo");
+        assert!(err.to_string().starts_with("c.toml:4:1: unknown store option `endpont`"), "{err}");
+        let err = Config::parse("[lake]\ncatalog = \"c\"\n[cache]\nmax_cache = \"10G\"\n", Path::new("c.toml"))
+            .expect_err("ambiguous unit");
+        assert!(err.to_string().starts_with("c.toml:4:13: max_cache:"), "{err}");
     }
 }

@@ -1,19 +1,35 @@
-//! The daemon: keeps the mirror fresh and serves it through the mount.
+//! The daemon: keeps the mirror fresh and serves it through the mount and the SQL socket.
 //!
 //! Start-up: open the catalog, bring the mirror up to date (or, if the catalog cannot be
-//! reached, serve what the mirror already holds), publish the newest snapshot and the kept ones
-//! to the tree, mount it. Then every refresh interval: sync the mirror and publish again if a
-//! new snapshot arrived. Every catalog call runs on a blocking thread. A failed refresh keeps
-//! the last good state and is reported in `.warmlake/status.json`.
+//! reached, serve what the mirror already holds), choose where file contents come from (the
+//! lake's own folder when its data is on this machine, else the chunk cache over the data
+//! store), publish the newest snapshot and the kept ones to the tree, mount it, and bind the SQL
+//! socket. Then every refresh interval: sync the mirror and publish again if a new snapshot
+//! arrived. Every catalog call runs on a blocking thread. A failed refresh keeps the last good
+//! state and is reported in `.warmlake/status.json`.
+//!
+//! The SQL socket's views read the same files as the mount's `lake.sql`: through the mount when
+//! there is one (so SQL reads are cached too), else straight from a local data folder. A lake
+//! whose data is remote and which is not mounted has no socket (the views would have nothing
+//! to read); status says why.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{Cache, CacheConfig, CacheError, CacheStats};
+use crate::cached_source::CachedSource;
 use crate::catalog::{CatalogError, CatalogLocation, CatalogReader, LakeSnapshot};
 use crate::config::Config;
 use crate::mirror::{Mirror, MirrorError, create_private_dir};
-use crate::tree::{LakeTree, LocalSource};
+use crate::sql::{SqlConfig, SqlError, SqlLake, SqlServer};
+use crate::store::{Store, StoreError};
+use crate::tree::{LakeTree, LocalSource, ObjectSource};
+use crate::view_sql;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +42,14 @@ pub enum DaemonError {
     Catalog(#[from] CatalogError),
     #[error("the catalog cannot be reached and there is no local mirror yet: {0}")]
     NoMirror(CatalogError),
-    #[error(
-        "the lake's data lives in an object store ({0}); serving it needs the chunk cache, which this build does not have yet"
-    )]
-    RemoteData(String),
+    #[error("the lake's data store: {0}")]
+    Store(Box<StoreError>),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error(transparent)]
     Mount(#[from] warmlake_fuse_mount::MountError),
+    #[error("the SQL socket: {0}")]
+    Sql(#[from] SqlError),
     #[error("a daemon task failed: {0}")]
     Task(String),
 }
@@ -45,24 +63,53 @@ pub struct Status {
     pub snapshot_time: Option<String>,
     pub kept_snapshots: Vec<i64>,
     pub mirror: PathBuf,
+    /// Where the lake's files are: a local folder or an object store URL.
+    pub data: String,
     pub mount: Option<PathBuf>,
+    /// The SQL socket (`psql -h <dir> -p <port>`), when it is served.
+    pub sql_socket: Option<PathBuf>,
+    /// Why there is no SQL socket although the config asks for one.
+    pub sql_unavailable: Option<String>,
+    /// The chunk cache's size and counters, for a lake whose data is remote.
+    pub cache: Option<CacheStats>,
     /// The last refresh error, cleared by the next successful refresh.
     pub last_error: Option<String>,
     pub offline: bool,
 }
 
-/// A running daemon (mirror, tree and mount). Dropping it unmounts.
+/// The running SQL socket.
+struct SqlService {
+    lake: watch::Sender<Arc<SqlLake>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), SqlError>>,
+    /// Where the views read files: the mount, or the local data root (with its trailing `/`).
+    files: SqlFiles,
+}
+
+enum SqlFiles {
+    Mount,
+    Local(String),
+}
+
+/// A running daemon (mirror, tree, mount, SQL socket). Dropping it unmounts.
 pub struct Daemon {
     config: Config,
+    runtime: tokio::runtime::Handle,
     mirror: Mutex<Mirror>,
     tree: Arc<LakeTree>,
+    cache: Option<Cache>,
     mount: Mutex<Option<warmlake_fuse_mount::Mount>>,
+    sql: Mutex<Option<SqlService>>,
     status: Mutex<Status>,
 }
 
+/// How often `.warmlake/status.json` is rewritten between refreshes (cache counters move).
+const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+
 impl Daemon {
-    /// Starts the daemon: mirror, first publish, mount. Blocking; call from a blocking thread.
-    pub fn start(config: Config) -> Result<Daemon, DaemonError> {
+    /// Starts the daemon: mirror, first publish, mount, SQL socket. Cache fetches and the SQL
+    /// server run on `runtime`. Blocking: call from a plain thread or `spawn_blocking`.
+    pub fn start(config: Config, runtime: tokio::runtime::Handle) -> Result<Daemon, DaemonError> {
         for dir in [&config.state_dir, &config.cache_dir] {
             create_private_dir(dir).map_err(|source| DaemonError::StateDir { path: dir.clone(), source })?;
         }
@@ -74,7 +121,11 @@ impl Daemon {
             snapshot_time: None,
             kept_snapshots: Vec::new(),
             mirror: config.mirror_path(),
+            data: String::new(),
             mount: config.mount.clone(),
+            sql_socket: None,
+            sql_unavailable: None,
+            cache: None,
             last_error: None,
             offline: false,
         };
@@ -89,14 +140,20 @@ impl Daemon {
             Err(e) => return Err(e),
         }
         let (current, kept) = read_mirror(&config, &mirror)?;
-        let source = match current.data_root.strip_prefix("file://").unwrap_or(&current.data_root) {
-            root if !root.contains("://") => LocalSource::new(root),
-            _ => return Err(DaemonError::RemoteData(current.data_root.clone())),
-        };
+        status.data = current.data_root.clone();
+        let (source, cache, local_root) = data_source(&config, &current.data_root, &runtime)?;
         let tree_root = config.mount.clone().unwrap_or_default();
-        let tree = Arc::new(LakeTree::new(tree_root, Arc::new(source)));
-        let daemon =
-            Daemon { config, mirror: Mutex::new(mirror), tree, mount: Mutex::new(None), status: Mutex::new(status) };
+        let tree = Arc::new(LakeTree::new(tree_root, source));
+        let daemon = Daemon {
+            config,
+            runtime,
+            mirror: Mutex::new(mirror),
+            tree,
+            cache,
+            mount: Mutex::new(None),
+            sql: Mutex::new(None),
+            status: Mutex::new(status),
+        };
         daemon.publish(&current, &kept);
         if let Some(path) = &daemon.config.mount {
             let tree: Arc<dyn warmlake_fuse_mount::Tree> = daemon.tree.clone();
@@ -104,18 +161,80 @@ impl Daemon {
             tracing::info!(mount = %path.display(), "lake mounted");
             *lock(&daemon.mount) = Some(m);
         }
+        daemon.start_sql(&current, local_root)?;
+        daemon.update_status();
         Ok(daemon)
     }
 
+    /// Binds the SQL socket, if the config asks for one and its views have files to read.
+    fn start_sql(&self, current: &LakeSnapshot, local_root: Option<String>) -> Result<(), DaemonError> {
+        let Some(settings) = &self.config.sql else { return Ok(()) };
+        let (files, readable) = match (&self.config.mount, local_root) {
+            (Some(mount), _) => (SqlFiles::Mount, mount.clone()),
+            (None, Some(root)) => (SqlFiles::Local(root.clone()), PathBuf::from(root)),
+            (None, None) => {
+                let why = "the lake's data is in an object store and the lake is not mounted: the SQL socket reads \
+                           through the mount (set [mount] path)";
+                tracing::warn!("no SQL socket: {why}");
+                lock(&self.status).sql_unavailable = Some(why.into());
+                return Ok(());
+            }
+        };
+        let mut sql_config = SqlConfig::new(settings.socket_dir.clone(), vec![readable]);
+        sql_config.port = settings.port;
+        sql_config.statement_timeout = settings.statement_timeout;
+        sql_config.memory_limit = settings.memory_limit.clone();
+        sql_config.max_connections = settings.max_connections;
+        sql_config.spill_dir = Some(self.config.state_dir.join("spill"));
+        let lake = Arc::new(self.sql_lake(&files, current));
+        let (tx, rx) = watch::channel(lake);
+        let server = self.runtime.block_on(SqlServer::bind(sql_config, rx))?;
+        let socket = server.socket_path();
+        tracing::info!(socket = %socket.display(), "SQL socket listening");
+        let stop = CancellationToken::new();
+        let task = self.runtime.spawn(server.run(stop.clone().cancelled_owned()));
+        lock(&self.status).sql_socket = Some(socket);
+        *lock(&self.sql) = Some(SqlService { lake: tx, stop, task, files });
+        Ok(())
+    }
+
+    /// The views the SQL socket shows for `snapshot`, over the files it reads.
+    fn sql_lake(&self, files: &SqlFiles, snapshot: &LakeSnapshot) -> SqlLake {
+        let script = match files {
+            // The tree's own lake.sql: the same views over the mount's paths.
+            SqlFiles::Mount => self.tree.script().unwrap_or_default(),
+            SqlFiles::Local(root) => view_sql::lake_script(snapshot, &|k| format!("{root}{k}")),
+        };
+        SqlLake { snapshot: snapshot.snapshot.id, script }
+    }
+
     fn publish(&self, current: &LakeSnapshot, kept: &[LakeSnapshot]) {
-        let json = {
+        {
             let mut s = lock(&self.status);
             s.snapshot = Some(current.snapshot.id);
             s.snapshot_time = Some(current.snapshot.time.clone());
             s.kept_snapshots = kept.iter().map(|k| k.snapshot.id).collect();
+        }
+        self.tree.publish(current, kept);
+        if let Some(sql) = &*lock(&self.sql) {
+            let next = Arc::new(self.sql_lake(&sql.files, current));
+            sql.lake.send_if_modified(|lake| {
+                let changed = **lake != *next;
+                *lake = next;
+                changed
+            });
+        }
+        self.update_status();
+    }
+
+    /// Rewrites `.warmlake/status.json` with current counters.
+    fn update_status(&self) {
+        let json = {
+            let mut s = lock(&self.status);
+            s.cache = self.cache.as_ref().map(Cache::stats);
             serde_json::to_value(&*s).unwrap_or_default()
         };
-        self.tree.publish(current, kept, &json);
+        self.tree.set_status(&json);
     }
 
     /// Syncs the mirror with the catalog and publishes a new snapshot if there is one.
@@ -156,13 +275,30 @@ impl Daemon {
 
     /// A snapshot of the daemon's status.
     pub fn status(&self) -> Status {
-        lock(&self.status).clone()
+        let mut s = lock(&self.status).clone();
+        s.cache = self.cache.as_ref().map(Cache::stats);
+        s
     }
 
-    /// Unmounts and stops. Blocking.
+    /// The chunk cache, for a lake whose data is remote.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
+    /// Closes the SQL socket, unmounts and saves the cache's statistics. Blocking.
     pub fn stop(self) -> Result<(), DaemonError> {
+        if let Some(sql) = lock(&self.sql).take() {
+            sql.stop.cancel();
+            match self.runtime.block_on(sql.task) {
+                Ok(result) => result?,
+                Err(e) => return Err(DaemonError::Task(e.to_string())),
+            }
+        }
         if let Some(m) = lock(&self.mount).take() {
             m.unmount()?;
+        }
+        if let Some(cache) = &self.cache {
+            cache.flush();
         }
         Ok(())
     }
@@ -173,6 +309,8 @@ impl Daemon {
         let mut ticker = tokio::time::interval(daemon.config.refresh_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        let mut status_ticker = tokio::time::interval(STATUS_INTERVAL);
+        status_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -182,12 +320,39 @@ impl Daemon {
                     // Errors are logged and reported in status; the daemon keeps serving.
                     let _ = tokio::task::spawn_blocking(move || d.refresh()).await;
                 }
+                _ = status_ticker.tick() => daemon.update_status(),
             }
         }
         tracing::info!("shutting down");
         let daemon = Arc::try_unwrap(daemon).map_err(|_| DaemonError::Task("a refresh is still running".into()))?;
         tokio::task::spawn_blocking(move || daemon.stop()).await.map_err(|e| DaemonError::Task(e.to_string()))?
     }
+}
+
+/// Where file contents come from: the lake's own folder when its data is on this machine (no
+/// copy needed), else the chunk cache over the data store. Also returns the cache, and the
+/// local data root (with a trailing `/`) when there is one.
+#[allow(clippy::type_complexity)]
+fn data_source(
+    config: &Config,
+    data_root: &str,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(Arc<dyn ObjectSource>, Option<Cache>, Option<String>), DaemonError> {
+    let local = data_root.strip_prefix("file://").unwrap_or(data_root);
+    if !local.contains("://") {
+        let mut root = local.to_string();
+        if !root.ends_with('/') {
+            root.push('/');
+        }
+        return Ok((Arc::new(LocalSource::new(local)), None, Some(root)));
+    }
+    let store = Store::open(data_root, &config.store).map_err(|e| DaemonError::Store(Box::new(e)))?;
+    let mut cache_config = CacheConfig::new(&config.cache_dir);
+    cache_config.max_cache = config.max_cache;
+    cache_config.min_free_disk = config.min_free_disk;
+    let cache = Cache::open(cache_config, runtime.clone())?;
+    tracing::info!(data = data_root, cache = %config.cache_dir.display(), "reading the lake's data through the cache");
+    Ok((Arc::new(CachedSource::new(cache.clone(), store)), Some(cache), None))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -2,6 +2,7 @@
 //! that gives DuckDB exact DuckLake semantics. See `docs/ARCHITECTURE.md` for the whole picture.
 
 pub mod cache;
+pub mod cached_source;
 pub mod catalog;
 pub mod config;
 pub mod daemon;

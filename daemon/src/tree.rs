@@ -32,6 +32,8 @@ pub struct ObjectRef {
     pub footer_size: Option<u64>,
     /// `schema.table` the object belongs to, for metrics and policy.
     pub table: String,
+    /// The catalog gives it an `encryption_key`: its bytes are opaque (cached whole, never parsed).
+    pub encrypted: bool,
 }
 
 /// Why an object's bytes could not be read.
@@ -85,6 +87,8 @@ enum Node {
     Dir(Vec<DirEntry>),
     Object(ObjectRef),
     Generated(Arc<[u8]>),
+    /// `.warmlake/status.json`: replaced on its own (every few seconds), not with the tree.
+    Status,
 }
 
 /// One published state of the whole tree.
@@ -98,6 +102,7 @@ pub struct LakeTree {
     mount_root: PathBuf,
     source: Arc<dyn ObjectSource>,
     state: RwLock<Arc<State>>,
+    status: RwLock<Arc<[u8]>>,
 }
 
 impl LakeTree {
@@ -110,25 +115,51 @@ impl LakeTree {
             mount_root: mount_root.into(),
             source,
             state: RwLock::new(Arc::new(State { nodes, mtime: SystemTime::UNIX_EPOCH })),
+            status: RwLock::new(Arc::from(&b"{}\n"[..])),
         }
     }
 
-    /// Replaces what the tree shows, atomically: `current` at the root, each of `kept` under
-    /// `.snapshots/<id>/`, and `status` as `.warmlake/status.json`.
-    pub fn publish(&self, current: &LakeSnapshot, kept: &[LakeSnapshot], status: &serde_json::Value) {
+    /// Replaces what the tree shows, atomically: `current` at the root and each of `kept`
+    /// under `.snapshots/<id>/`.
+    pub fn publish(&self, current: &LakeSnapshot, kept: &[LakeSnapshot]) {
         let mut b = Builder { nodes: BTreeMap::new(), mount_root: self.mount_root.clone() };
         b.snapshot("", current);
         for s in kept {
             b.snapshot(&format!(".snapshots/{}", s.snapshot.id), s);
         }
         b.dir(".snapshots");
-        b.file(".warmlake/status.json", serde_json::to_vec_pretty(status).unwrap_or_default());
+        b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(current);
         let nodes = b.finish();
         let next = Arc::new(State { nodes, mtime });
         match self.state.write() {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    /// Replaces `.warmlake/status.json`.
+    pub fn set_status(&self, status: &serde_json::Value) {
+        let mut bytes = serde_json::to_vec_pretty(status).unwrap_or_default();
+        bytes.push(b'\n');
+        match self.status.write() {
+            Ok(mut guard) => *guard = bytes.into(),
+            Err(poisoned) => *poisoned.into_inner() = bytes.into(),
+        }
+    }
+
+    /// The current snapshot's `lake.sql` (views over this tree's paths), once published.
+    pub fn script(&self) -> Option<String> {
+        match self.current().nodes.get("lake.sql") {
+            Some(Node::Generated(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+
+    fn status_bytes(&self) -> Arc<[u8]> {
+        match self.status.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
@@ -198,6 +229,7 @@ impl Builder {
                     size: u64::try_from(f.size).unwrap_or(0),
                     footer_size: f.footer_size.and_then(|s| u64::try_from(s).ok()),
                     table: qualified.clone(),
+                    encrypted: f.encryption_key.is_some(),
                 };
                 self.insert(&path, Node::Object(object));
                 for d in &f.deletes {
@@ -209,6 +241,7 @@ impl Builder {
                         size: u64::try_from(d.size).unwrap_or(0),
                         footer_size: d.footer_size.and_then(|s| u64::try_from(s).ok()),
                         table: qualified.clone(),
+                        encrypted: d.encryption_key.is_some(),
                     };
                     self.insert(&path, Node::Object(object));
                 }
@@ -248,6 +281,7 @@ impl Tree for LakeTree {
             Some(Node::Dir(_)) => Ok(Attr::directory(state.mtime)),
             Some(Node::Object(o)) => Ok(Attr::file(o.size, state.mtime)),
             Some(Node::Generated(b)) => Ok(Attr::file(b.len() as u64, state.mtime)),
+            Some(Node::Status) => Ok(Attr::file(self.status_bytes().len() as u64, SystemTime::now())),
             None => Err(TreeError::NotFound { path: path.clone() }),
         }
     }
@@ -267,6 +301,7 @@ impl Tree for LakeTree {
                 Ok(Arc::new(OpenObject { path: path.clone(), object: o.clone(), source: Arc::clone(&self.source) }))
             }
             Some(Node::Generated(b)) => Ok(Arc::new(OpenGenerated { bytes: Arc::clone(b) })),
+            Some(Node::Status) => Ok(Arc::new(OpenGenerated { bytes: self.status_bytes() })),
             None => Err(TreeError::NotFound { path: path.clone() }),
         }
     }

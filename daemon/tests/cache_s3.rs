@@ -246,6 +246,12 @@ fn restart_keeps_the_cache() {
     }
     let fetched = counter.gets();
     let cache = Cache::open(config(dir.path()), rt.handle().clone()).expect("reopen");
+    // One process per cache folder: a second opener is refused while this one holds it.
+    match Cache::open(config(dir.path()), rt.handle().clone()) {
+        Err(e @ warmlake_daemon::cache::CacheError::Locked { .. }) => assert!(e.to_string().contains("in use"), "{e}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("two caches opened the same folder"),
+    }
     assert_eq!(cache.stats().bytes_stored, source.len() as u64);
     let all = read_all(&cache, &obj, 300_000, ReadOptions::default());
     assert_eq!(sha256(&all), sha256(&source));

@@ -43,8 +43,14 @@ fn daemon_mounts_refreshes_and_survives_losing_the_catalog() {
     let cfg = config(tmp.path(), &live, true);
     let mnt = tmp.path().join("mnt");
 
-    let daemon = Daemon::start(cfg.clone()).expect("daemon starts");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("daemon starts");
     assert_eq!(daemon.status().snapshot, Some(cut));
+    // The SQL socket serves the same snapshot, reading through the mount.
+    let socket = daemon.status().sql_socket.expect("SQL socket on by default");
+    assert_eq!(socket, tmp.path().join("state/.s.PGSQL.5433"));
+    let tables_at_cut =
+        sql_count(&rt, &cfg, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'web'");
     assert!(mnt.join("sales/orders").is_dir());
     assert!(!mnt.join("web/scratch").exists());
     let kept: Vec<String> = std::fs::read_dir(mnt.join(".snapshots"))
@@ -56,6 +62,11 @@ fn daemon_mounts_refreshes_and_survives_losing_the_catalog() {
     // A new snapshot in the catalog: one refresh and the mount shows it.
     std::fs::copy(&lake.catalogs[0], &live).expect("advance");
     assert_eq!(daemon.refresh().expect("refresh"), lake.latest_snapshot);
+    // ... and so does the SQL socket, from its next statement on (web.scratch came and went,
+    // so compare the new snapshot's orders with the mount's lake.sql instead).
+    let orders = sql_count(&rt, &cfg, "SELECT count(*) FROM sales.orders");
+    assert_eq!(orders, 7400);
+    assert!(tables_at_cut >= 1);
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(mnt.join(".warmlake/status.json")).expect("status")).expect("json");
     assert_eq!(status["snapshot"], lake.latest_snapshot);
@@ -74,11 +85,33 @@ fn daemon_mounts_refreshes_and_survives_losing_the_catalog() {
     assert!(!fixtures_mounted(&mnt), "unmounted on stop");
 
     // A restart with the catalog still gone serves the mirror, offline.
-    let daemon = Daemon::start(cfg).expect("starts offline from the mirror");
+    let daemon = Daemon::start(cfg, rt.handle().clone()).expect("starts offline from the mirror");
     assert!(daemon.status().offline);
     assert_eq!(daemon.status().snapshot, Some(lake.latest_snapshot));
     assert!(mnt.join("sales/orders").is_dir());
     daemon.stop().expect("stop");
+}
+
+/// One `count(*)`-like integer through the daemon's SQL socket, with a real PostgreSQL client.
+fn sql_count(rt: &tokio::runtime::Runtime, cfg: &Config, sql: &str) -> i64 {
+    let settings = cfg.sql.as_ref().expect("sql settings");
+    rt.block_on(async {
+        let mut pg = tokio_postgres::Config::new();
+        pg.host_path(&settings.socket_dir).port(settings.port).dbname("lake").user("test");
+        let (client, conn) = pg.connect(tokio_postgres::NoTls).await.expect("connect to the SQL socket");
+        let driver = tokio::spawn(conn);
+        let rows = client.simple_query(sql).await.expect("query");
+        let value = rows
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .expect("one row");
+        drop(client);
+        let _ = driver.await;
+        value.parse().expect("an integer")
+    })
 }
 
 fn fixtures_mounted(path: &Path) -> bool {
@@ -91,7 +124,8 @@ fn fixtures_mounted(path: &Path) -> bool {
 fn no_catalog_and_no_mirror_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = config(tmp.path(), &tmp.path().join("missing.sqlite"), false);
-    match Daemon::start(cfg) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    match Daemon::start(cfg, rt.handle().clone()) {
         Err(e @ DaemonError::NoMirror(_)) => assert!(e.to_string().contains("no local mirror"), "{e}"),
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("started without a catalog"),

@@ -39,7 +39,8 @@ fn generated_lake_through_the_mount() {
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mountpoint");
     let tree = Arc::new(LakeTree::new(&mnt, Arc::new(LocalSource::new(current.data_root.clone()))));
-    tree.publish(&current, &kept, &serde_json::json!({"snapshot": current.snapshot.id}));
+    tree.publish(&current, &kept);
+    tree.set_status(&serde_json::json!({"snapshot": current.snapshot.id}));
     let report = tree_conformance(tree.as_ref()).expect("the daemon's tree conforms");
     assert!(report.files > 10, "{report:?}");
     let mounted = mount(tree.clone(), &mnt, &MountOptions::default()).expect("mount");
@@ -94,6 +95,13 @@ fn generated_lake_through_the_mount() {
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(mnt.join(".warmlake/status.json")).expect("status")).expect("json");
     assert_eq!(status["snapshot"], current.snapshot.id);
+    // status.json changes at its path: readers see the new content whole, whatever size the
+    // kernel cached with the old attributes.
+    let bigger = serde_json::json!({"snapshot": current.snapshot.id, "note": "x".repeat(5000)});
+    tree.set_status(&bigger);
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mnt.join(".warmlake/status.json")).expect("status")).expect("json");
+    assert_eq!(again, bigger);
 
     // Read-only, and unknown paths are ENOENT.
     assert!(std::fs::write(mnt.join("sales/new.parquet"), b"x").is_err());
@@ -118,7 +126,7 @@ fn reference_lakes_through_the_mount_at_every_snapshot() {
         let mnt = tmp.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mountpoint");
         let tree = Arc::new(LakeTree::new(&mnt, Arc::new(LocalSource::new(current.data_root.clone()))));
-        tree.publish(&current, &all, &serde_json::json!({}));
+        tree.publish(&current, &all);
         let mounted = mount(tree, &mnt, &MountOptions::default()).expect("mount");
         let mut checked = 0;
         let mut expected: Vec<_> = std::fs::read_dir(dir.join("expected"))

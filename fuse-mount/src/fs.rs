@@ -180,7 +180,9 @@ impl TreeFs {
             return Err(FsError::ReadOnly { path });
         }
         let file = self.tree.open(&path)?;
-        let fopen = if file.keep_cache() { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+        // A file that may change at its path is read with direct I/O: no stale pages, and reads
+        // go on until the file's own end rather than the size the kernel cached with the attributes.
+        let fopen = if file.keep_cache() { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::FOPEN_DIRECT_IO };
         let fh = self.insert_handle(Handle::File(ReadTarget { path, file }));
         Ok((fh, fopen))
     }

@@ -39,6 +39,9 @@ pub struct Disk {
     pub core: Mutex<Core>,
     files: Mutex<HashMap<String, Arc<File>>>,
     pub metrics: Metrics,
+    /// `<dir>/lock`, held (flock) for the cache's life: a second process on the same folder
+    /// would punch out pieces the first has indexed.
+    _lock: File,
 }
 
 /// A piece copied out of a data file and verified.
@@ -75,6 +78,24 @@ fn mkdir_private(path: &Path) -> Result<(), CacheError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))
 }
 
+/// Takes the cache folder's lock, or says which folder is in use. The lock is released by the
+/// kernel when the process dies, so a crashed daemon never leaves the cache locked.
+fn lock_dir(dir: &Path) -> Result<File, CacheError> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CacheError::Locked { dir: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    }
+}
+
 /// `ab/<sha256 of key>-<object id>.data`: the hash spreads files over 256 folders and keeps
 /// names free of the key's characters; the id makes a re-created object a new file, so a
 /// write still in flight for the old one can never land in the new one.
@@ -89,6 +110,7 @@ impl Disk {
     /// files no object claims.
     pub fn open(config: CacheConfig) -> Result<Disk, CacheError> {
         mkdir_private(&config.dir)?;
+        let lock = lock_dir(&config.dir)?;
         let objects_dir = config.dir.join("objects");
         mkdir_private(&objects_dir)?;
         let index_path = config.dir.join("index.sqlite");
@@ -158,6 +180,7 @@ impl Disk {
             core: Mutex::new(Core { state, index, last_flush: Instant::now() }),
             files: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
+            _lock: lock,
         })
     }
 

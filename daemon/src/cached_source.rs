@@ -1,0 +1,65 @@
+//! The tree's [`ObjectSource`] for a lake whose data lives in an object store: every read goes
+//! through the chunk cache, which serves verified local bytes and fetches the rest.
+//!
+//! The tree knows objects by their lake key and catalog facts (size, footer size, encryption);
+//! this adapter turns them into cache objects of the data store, and cache failures into the
+//! few outcomes the mount distinguishes: gone from the store (`ENOENT`), unreachable (`EIO`
+//! after the store's retries), or a local failure.
+
+use crate::cache::{self, Cache, CacheError, ReadOptions};
+use crate::store::{Store, StoreError};
+use crate::tree::{ObjectRef, ObjectSource, SourceError};
+
+/// Reads lake objects of one data store through the cache.
+pub struct CachedSource {
+    cache: Cache,
+    store: Store,
+}
+
+impl CachedSource {
+    /// `store` is opened at the lake's data root, so lake keys are store keys.
+    pub fn new(cache: Cache, store: Store) -> Self {
+        CachedSource { cache, store }
+    }
+
+    /// The cache this source reads through (for status, prewarm and eviction).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The cache's view of a lake object.
+    pub fn cache_object(&self, object: &ObjectRef) -> cache::ObjectRef {
+        cache::ObjectRef::parquet(
+            self.store.clone(),
+            object.key.as_str(),
+            object.size,
+            object.footer_size,
+            object.encrypted,
+        )
+        .with_table(object.table.clone())
+    }
+}
+
+impl ObjectSource for CachedSource {
+    fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError> {
+        let target = self.cache_object(object);
+        match self.cache.read_blocking(&target, offset, len, ReadOptions::default()) {
+            Ok(bytes) => Ok(bytes.to_vec()),
+            Err(e) => Err(source_error(object, e)),
+        }
+    }
+}
+
+fn source_error(object: &ObjectRef, e: CacheError) -> SourceError {
+    let key = object.key.clone();
+    match e {
+        CacheError::Store(store) => match &*store {
+            StoreError::NotFound { .. } => SourceError::NotFound { key },
+            _ => SourceError::Unavailable { key, reason: store.to_string() },
+        },
+        CacheError::Io { source, path } => {
+            SourceError::Io { key, source: std::io::Error::new(source.kind(), format!("{}: {source}", path.display())) }
+        }
+        other => SourceError::Unavailable { key, reason: other.to_string() },
+    }
+}
