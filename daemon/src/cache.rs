@@ -431,6 +431,11 @@ impl Cache {
         self.block_on(self.read(object, offset, len, opts))?
     }
 
+    /// Blocking [`Cache::layout`].
+    pub fn layout_blocking(&self, object: &ObjectRef, opts: ReadOptions) -> Result<Option<Arc<Layout>>, CacheError> {
+        self.block_on(self.layout(object, opts))?
+    }
+
     /// Blocking [`Cache::prefetch`].
     pub fn prefetch_blocking(&self, object: &ObjectRef, ranges: &[Range<u64>]) -> Result<u64, CacheError> {
         self.block_on(self.prefetch(object, ranges))?
@@ -449,6 +454,26 @@ impl Cache {
         let key = object.cache_key();
         self.layouts().remove(&key);
         self.inner.disk.evict_object(&key)
+    }
+
+    /// Drops every cached byte of `table` (`schema.table`), whatever object holds it: the
+    /// policy no longer lets it be stored. Returns bytes evicted. Blocking.
+    pub fn evict_table(&self, table: &str) -> Result<u64, CacheError> {
+        let keys: Vec<String> = {
+            let core = self.inner.disk.core();
+            core.state
+                .objects
+                .iter()
+                .filter(|(_, o)| o.pieces.values().any(|p| p.table_name.as_deref() == Some(table)))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        let mut total = 0;
+        for k in keys {
+            self.layouts().remove(&k);
+            total += self.inner.disk.evict_object(&k)?;
+        }
+        Ok(total)
     }
 
     /// Drops every cached byte. Blocking.

@@ -6,7 +6,10 @@
 //! few outcomes the mount distinguishes: gone from the store (`ENOENT`), unreachable (`EIO`
 //! after the store's retries), or a local failure.
 
+use std::sync::Arc;
+
 use crate::cache::{self, Cache, CacheError, ReadOptions};
+use crate::layout::Layout;
 use crate::store::{Store, StoreError};
 use crate::tree::{ObjectRef, ObjectSource, SourceError};
 
@@ -40,13 +43,23 @@ impl CachedSource {
     }
 }
 
+/// A read of `object` stores its bytes only when the policy lets them rest on this machine.
+fn options(object: &ObjectRef) -> ReadOptions {
+    if object.store { ReadOptions::default() } else { ReadOptions::read_through() }
+}
+
 impl ObjectSource for CachedSource {
     fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError> {
         let target = self.cache_object(object);
-        match self.cache.read_blocking(&target, offset, len, ReadOptions::default()) {
+        match self.cache.read_blocking(&target, offset, len, options(object)) {
             Ok(bytes) => Ok(bytes.to_vec()),
             Err(e) => Err(source_error(object, e)),
         }
+    }
+
+    fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError> {
+        let target = self.cache_object(object);
+        self.cache.layout_blocking(&target, options(object)).map_err(|e| source_error(object, e))
     }
 }
 

@@ -12,6 +12,14 @@
 //! there is one (so SQL reads are cached too), else straight from a local data folder. A lake
 //! whose data is remote and which is not mounted has no socket (the views would have nothing
 //! to read); status says why.
+//!
+//! The policy in force filters everything published (`governance`): denied tables and columns
+//! are never shown, bytes that may not be stored are read through, and the mirror is scrubbed
+//! of statistics and inlined values it may not keep. A stricter policy is applied in this
+//! order: publish (the mount and socket stop showing what is now denied, and open files obey
+//! it from their next read), purge (cache and mirror), then report it as in force. Online, the
+//! served snapshots are read from the catalog itself (so read-through inlined rows are complete,
+//! in memory only); offline, from the mirror.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -21,10 +29,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use warmlake_policy::{Mode, Policy};
+
 use crate::cache::{Cache, CacheConfig, CacheError, CacheStats};
 use crate::cached_source::CachedSource;
 use crate::catalog::{CatalogError, CatalogLocation, CatalogReader, LakeSnapshot};
 use crate::config::Config;
+use crate::governance::{self, Governed};
 use crate::mirror::{Mirror, MirrorError, create_private_dir};
 use crate::sql::{SqlConfig, SqlError, SqlLake, SqlServer};
 use crate::store::{Store, StoreError};
@@ -52,6 +63,10 @@ pub enum DaemonError {
     Sql(#[from] SqlError),
     #[error("a daemon task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Policy(#[from] warmlake_policy::PolicyError),
+    #[error("cannot read the policy {path}: {source}")]
+    PolicyFile { path: PathBuf, source: std::io::Error },
 }
 
 /// What the daemon currently serves, for status reports.
@@ -72,6 +87,10 @@ pub struct Status {
     pub sql_unavailable: Option<String>,
     /// The chunk cache's size and counters, for a lake whose data is remote.
     pub cache: Option<CacheStats>,
+    /// The policy in force, summarised: `local.mode` and the number of rules.
+    pub policy: String,
+    /// Bytes dropped from the cache by the last policy change.
+    pub policy_purged_bytes: u64,
     /// The last refresh error, cleared by the next successful refresh.
     pub last_error: Option<String>,
     pub offline: bool,
@@ -95,7 +114,11 @@ enum SqlFiles {
 pub struct Daemon {
     config: Config,
     runtime: tokio::runtime::Handle,
-    mirror: Mutex<Mirror>,
+    /// `None` while `local.mode = "deny"` (the mirror is deleted then).
+    mirror: Mutex<Option<Mirror>>,
+    policy: Mutex<Arc<Policy>>,
+    /// The snapshots last published, as read (before the policy), to republish under a new policy.
+    served: Mutex<Option<(LakeSnapshot, Vec<LakeSnapshot>)>>,
     tree: Arc<LakeTree>,
     cache: Option<Cache>,
     mount: Mutex<Option<warmlake_fuse_mount::Mount>>,
@@ -110,10 +133,18 @@ impl Daemon {
     /// Starts the daemon: mirror, first publish, mount, SQL socket. Cache fetches and the SQL
     /// server run on `runtime`. Blocking: call from a plain thread or `spawn_blocking`.
     pub fn start(config: Config, runtime: tokio::runtime::Handle) -> Result<Daemon, DaemonError> {
+        Self::start_with_policy(config, runtime, Arc::new(Policy::default()))
+    }
+
+    /// [`Daemon::start`] under `policy`.
+    pub fn start_with_policy(
+        config: Config,
+        runtime: tokio::runtime::Handle,
+        policy: Arc<Policy>,
+    ) -> Result<Daemon, DaemonError> {
         for dir in [&config.state_dir, &config.cache_dir] {
             create_private_dir(dir).map_err(|source| DaemonError::StateDir { path: dir.clone(), source })?;
         }
-        let mut mirror = Mirror::open(&config.mirror_path())?;
         let mut status = Status {
             lake: config.lake_name.clone(),
             catalog: CatalogLocation::parse(&config.catalog).to_string(),
@@ -126,48 +157,133 @@ impl Daemon {
             sql_socket: None,
             sql_unavailable: None,
             cache: None,
+            policy: summary(&policy),
+            policy_purged_bytes: 0,
             last_error: None,
             offline: false,
         };
-        match sync(&config, &mut mirror) {
-            Ok(()) => {}
-            Err(e) if mirror.last_snapshot()?.is_some() => {
-                tracing::warn!(error = %e, "catalog unreachable; serving the local mirror");
-                status.offline = true;
-                status.last_error = Some(e.to_string());
+        let deny = policy.mode() == Mode::Deny;
+        let mut mirror = if deny {
+            // Nothing of the lake may rest on this machine: not even its metadata.
+            if config.mirror_path().exists() {
+                Mirror::open(&config.mirror_path())?.destroy()?;
             }
-            Err(DaemonError::Catalog(e)) => return Err(DaemonError::NoMirror(e)),
-            Err(e) => return Err(e),
-        }
-        let (current, kept) = read_mirror(&config, &mirror)?;
+            None
+        } else {
+            Some(Mirror::open(&config.mirror_path())?)
+        };
+        let (current, kept) = match online(&config, mirror.as_mut(), &policy) {
+            Ok(snapshots) => snapshots,
+            Err(e) => match &mirror {
+                Some(m) if m.last_snapshot()?.is_some() => {
+                    tracing::warn!(error = %e, "catalog unreachable; serving the local mirror");
+                    status.offline = true;
+                    status.last_error = Some(e.to_string());
+                    offline(&config, m)?
+                }
+                _ => match e {
+                    DaemonError::Catalog(e) => return Err(DaemonError::NoMirror(e)),
+                    e => return Err(e),
+                },
+            },
+        };
         status.data = current.data_root.clone();
         let (source, cache, local_root) = data_source(&config, &current.data_root, &runtime)?;
+        if deny && let Some(cache) = &cache {
+            status.policy_purged_bytes = cache.evict_all()?;
+        }
         let tree_root = config.mount.clone().unwrap_or_default();
         let tree = Arc::new(LakeTree::new(tree_root, source));
         let daemon = Daemon {
             config,
             runtime,
             mirror: Mutex::new(mirror),
+            policy: Mutex::new(policy),
+            served: Mutex::new(None),
             tree,
             cache,
             mount: Mutex::new(None),
             sql: Mutex::new(None),
             status: Mutex::new(status),
         };
-        daemon.publish(&current, &kept);
+        daemon.publish(current, kept);
         if let Some(path) = &daemon.config.mount {
             let tree: Arc<dyn warmlake_fuse_mount::Tree> = daemon.tree.clone();
             let m = warmlake_fuse_mount::mount(tree, path, &warmlake_fuse_mount::MountOptions::default())?;
             tracing::info!(mount = %path.display(), "lake mounted");
             *lock(&daemon.mount) = Some(m);
         }
-        daemon.start_sql(&current, local_root)?;
+        daemon.start_sql(local_root)?;
         daemon.update_status();
         Ok(daemon)
     }
 
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&lock(&self.policy))
+    }
+
+    /// Puts `policy` in force: republishes (the mount and the socket stop showing what it
+    /// denies, at once), then purges the cache and the mirror of what it forbids to store, then
+    /// reports it. Blocking. Errors leave the new policy in force for what is shown; the purge
+    /// is retried by the next call or refresh.
+    pub fn apply_policy(&self, policy: Arc<Policy>) -> Result<(), DaemonError> {
+        let was_deny = self.policy().mode() == Mode::Deny;
+        *lock(&self.policy) = Arc::clone(&policy);
+        if was_deny && policy.mode() != Mode::Deny {
+            // Nothing was mirrored under "deny": start the mirror again and read the catalog.
+            *lock(&self.mirror) = Some(Mirror::open(&self.config.mirror_path())?);
+            self.refresh()?;
+        } else if let Some((current, kept)) = lock(&self.served).clone() {
+            self.publish(current, kept);
+        }
+        let purged = self.purge(&policy)?;
+        {
+            let mut s = lock(&self.status);
+            s.policy = summary(&policy);
+            s.policy_purged_bytes = purged;
+        }
+        self.update_status();
+        tracing::info!(purged_bytes = purged, "policy in force: {}", summary(&policy));
+        Ok(())
+    }
+
+    /// Drops cached bytes and mirror values `policy` forbids to store. Returns bytes evicted.
+    fn purge(&self, policy: &Policy) -> Result<u64, DaemonError> {
+        let served = lock(&self.served).clone();
+        let mut purged = 0;
+        if policy.mode() == Mode::Deny {
+            if let Some(mirror) = lock(&self.mirror).take() {
+                mirror.destroy()?;
+            }
+            if let Some(cache) = &self.cache {
+                purged += cache.evict_all()?;
+            }
+            return Ok(purged);
+        }
+        let Some((current, kept)) = served else { return Ok(0) };
+        let all: Vec<LakeSnapshot> = kept.iter().cloned().chain(std::iter::once(current)).collect();
+        if let Some(mirror) = lock(&self.mirror).as_mut() {
+            mirror.scrub(&governance::mirror_scrub(policy, &all))?;
+        }
+        if let Some(cache) = &self.cache {
+            let mut done = std::collections::BTreeSet::new();
+            for s in &all {
+                let access = governance::govern(policy, s).access;
+                for t in &s.tables {
+                    let qualified = format!("{}.{}", t.schema, t.name);
+                    let storable = access.rules_for(&qualified).is_some_and(|r| r.store);
+                    if !storable && done.insert(qualified.clone()) {
+                        purged += cache.evict_table(&qualified)?;
+                    }
+                }
+            }
+        }
+        Ok(purged)
+    }
+
     /// Binds the SQL socket, if the config asks for one and its views have files to read.
-    fn start_sql(&self, current: &LakeSnapshot, local_root: Option<String>) -> Result<(), DaemonError> {
+    fn start_sql(&self, local_root: Option<String>) -> Result<(), DaemonError> {
         let Some(settings) = &self.config.sql else { return Ok(()) };
         let (files, readable) = match (&self.config.mount, local_root) {
             (Some(mount), _) => (SqlFiles::Mount, mount.clone()),
@@ -186,7 +302,8 @@ impl Daemon {
         sql_config.memory_limit = settings.memory_limit.clone();
         sql_config.max_connections = settings.max_connections;
         sql_config.spill_dir = Some(self.config.state_dir.join("spill"));
-        let lake = Arc::new(self.sql_lake(&files, current));
+        let current = self.governed_current();
+        let lake = Arc::new(self.sql_lake(&files, &current));
         let (tx, rx) = watch::channel(lake);
         let server = self.runtime.block_on(SqlServer::bind(sql_config, rx))?;
         let socket = server.socket_path();
@@ -208,16 +325,31 @@ impl Daemon {
         SqlLake { snapshot: snapshot.snapshot.id, script }
     }
 
-    fn publish(&self, current: &LakeSnapshot, kept: &[LakeSnapshot]) {
+    /// The current snapshot as the policy in force lets it be seen.
+    fn governed_current(&self) -> LakeSnapshot {
+        let policy = self.policy();
+        match &*lock(&self.served) {
+            Some((current, _)) => governance::govern(&policy, current).snapshot,
+            None => governance::govern(&policy, &LakeSnapshot::default()).snapshot,
+        }
+    }
+
+    /// Shows `current` and `kept` (read from the catalog or the mirror) under the policy in
+    /// force, in the mount and the SQL socket.
+    fn publish(&self, current: LakeSnapshot, kept: Vec<LakeSnapshot>) {
         {
             let mut s = lock(&self.status);
             s.snapshot = Some(current.snapshot.id);
             s.snapshot_time = Some(current.snapshot.time.clone());
             s.kept_snapshots = kept.iter().map(|k| k.snapshot.id).collect();
         }
-        self.tree.publish(current, kept);
+        let policy = self.policy();
+        let governed = governance::govern(&policy, &current);
+        let governed_kept: Vec<Governed> = kept.iter().map(|k| governance::govern(&policy, k)).collect();
+        self.tree.publish(&governed, &governed_kept);
+        *lock(&self.served) = Some((current, kept));
         if let Some(sql) = &*lock(&self.sql) {
-            let next = Arc::new(self.sql_lake(&sql.files, current));
+            let next = Arc::new(self.sql_lake(&sql.files, &governed.snapshot));
             sql.lake.send_if_modified(|lake| {
                 let changed = **lake != *next;
                 *lake = next;
@@ -241,9 +373,10 @@ impl Daemon {
     /// Returns the snapshot now served. Blocking.
     pub fn refresh(&self) -> Result<i64, DaemonError> {
         let before = lock(&self.status).snapshot;
+        let policy = self.policy();
         let result = {
             let mut mirror = lock(&self.mirror);
-            sync(&self.config, &mut mirror).and_then(|()| read_mirror(&self.config, &mirror))
+            online(&self.config, mirror.as_mut(), &policy)
         };
         match result {
             Ok((current, kept)) => {
@@ -252,11 +385,12 @@ impl Daemon {
                     s.last_error = None;
                     s.offline = false;
                 }
-                if before != Some(current.snapshot.id) || lock(&self.status).kept_snapshots.is_empty() {
-                    tracing::info!(snapshot = current.snapshot.id, "publishing new snapshot");
+                let id = current.snapshot.id;
+                if before != Some(id) || lock(&self.status).kept_snapshots.is_empty() {
+                    tracing::info!(snapshot = id, "publishing new snapshot");
                 }
-                self.publish(&current, &kept);
-                Ok(current.snapshot.id)
+                self.publish(current, kept);
+                Ok(id)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "refresh failed; still serving the last good snapshot");
@@ -359,18 +493,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn sync(config: &Config, mirror: &mut Mirror) -> Result<(), DaemonError> {
+/// Reads the newest snapshot and the kept ones from the catalog and brings the mirror (when
+/// there is one) up to date, scrubbed under `policy`.
+fn online(
+    config: &Config,
+    mirror: Option<&mut Mirror>,
+    policy: &Policy,
+) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
     let source = CatalogReader::open(&CatalogLocation::parse(&config.catalog), config.data.as_deref())?;
-    let report = mirror.sync(&source)?;
-    if report.rows > 0 {
-        tracing::info!(from = ?report.from, to = report.to, rows = report.rows, full = report.full, "mirror updated");
+    let (current, kept) = read_kept(config, &source)?;
+    if let Some(mirror) = mirror {
+        let all: Vec<LakeSnapshot> = kept.iter().cloned().chain(std::iter::once(current.clone())).collect();
+        let report = mirror.sync(&source, &governance::mirror_scrub(policy, &all))?;
+        if report.rows > 0 {
+            tracing::info!(from = ?report.from, to = report.to, rows = report.rows, full = report.full, "mirror updated");
+        }
     }
-    Ok(())
+    Ok((current, kept))
 }
 
-/// The newest snapshot and the kept ones (newest last), read from the mirror.
-fn read_mirror(config: &Config, mirror: &Mirror) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
-    let reader = CatalogReader::open(&mirror.location(), None)?;
+/// The newest snapshot and the kept ones, from the mirror (offline).
+fn offline(config: &Config, mirror: &Mirror) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
+    read_kept(config, &CatalogReader::open(&mirror.location(), None)?)
+}
+
+/// The newest snapshot and the kept ones (newest last).
+fn read_kept(config: &Config, reader: &CatalogReader) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
     let snapshots = reader.snapshots()?;
     let keep = config.keep_snapshots.max(1);
     let kept_ids: Vec<i64> = snapshots.iter().rev().take(keep).rev().map(|s| s.id).collect();
@@ -383,4 +531,9 @@ fn read_mirror(config: &Config, mirror: &Mirror) -> Result<(LakeSnapshot, Vec<La
         None => reader.read_snapshot(reader.latest_snapshot()?.id)?,
     };
     Ok((current, kept))
+}
+
+/// One line for status: the mode and how many rules.
+fn summary(policy: &Policy) -> String {
+    format!("local.mode = {}, {} rules", policy.mode().as_str(), policy.rules().count())
 }

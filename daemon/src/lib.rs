@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod generate;
+pub mod governance;
 pub mod lake_path;
 pub mod layout;
 pub mod local_query;

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::row::Value;
 use crate::catalog::{CatalogError, CatalogLocation, CatalogReader};
+use crate::governance::MirrorScrub;
 
 /// Version of the mirror's own bookkeeping; a mirror written by another version is rebuilt.
 const MIRROR_FORMAT: &str = "1";
@@ -112,8 +113,9 @@ impl Mirror {
         let err = |e| MirrorError::Sqlite { path: path.to_path_buf(), source: Box::new(e) };
         let conn = rusqlite::Connection::open(path).map_err(err)?;
         set_private_file(path).map_err(|source| MirrorError::Io { path: path.to_path_buf(), source })?;
+        // secure_delete: bytes a scrub removes are overwritten in the file, not left in free space.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; \
              CREATE TABLE IF NOT EXISTS warmlake_mirror(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .map_err(err)?;
@@ -145,8 +147,42 @@ impl Mirror {
         Ok(self.state("last_snapshot")?.and_then(|v| v.parse().ok()))
     }
 
-    /// Brings the mirror up to the source's newest snapshot, in one transaction.
-    pub fn sync(&mut self, source: &CatalogReader) -> Result<SyncReport, MirrorError> {
+    /// Removes what `scrub` names from the mirror (statistics and inlined values the policy
+    /// forbids to store) and rewrites the file, so that no copy of them is left in free pages or
+    /// the write-ahead log. Returns values cleared. Used when the policy tightens.
+    pub fn scrub(&mut self, scrub: &MirrorScrub) -> Result<u64, MirrorError> {
+        let path = self.path.clone();
+        let err = |e| MirrorError::Sqlite { path: path.clone(), source: Box::new(e) };
+        let tx = self.conn.transaction().map_err(err)?;
+        let cleared = apply_scrub(&tx, scrub).map_err(err)?;
+        tx.commit().map_err(err)?;
+        if cleared > 0 {
+            self.conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(err)?;
+        }
+        Ok(cleared)
+    }
+
+    /// Deletes the mirror and everything it holds (`local.mode = "deny"`). The mirror is
+    /// unusable afterwards; open a new one to start again.
+    pub fn destroy(self) -> Result<(), MirrorError> {
+        let Mirror { path, conn } = self;
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(MirrorError::Io { path: p, source }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the mirror up to the source's newest snapshot, in one transaction, dropping what
+    /// `scrub` names before the transaction commits (so it never reaches the file).
+    pub fn sync(&mut self, source: &CatalogReader, scrub: &MirrorScrub) -> Result<SyncReport, MirrorError> {
         let latest = source.latest_snapshot()?.id;
         let from = self.last_snapshot()?;
         let layout = layout_signature(source);
@@ -247,6 +283,7 @@ impl Mirror {
         ] {
             tx.execute("INSERT OR REPLACE INTO warmlake_mirror VALUES (?1, ?2)", [k, v.as_str()]).map_err(err)?;
         }
+        apply_scrub(&tx, scrub).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(SyncReport { from, to: latest, full: since.is_none(), rows })
     }
@@ -303,6 +340,92 @@ fn layout_signature(source: &CatalogReader) -> String {
         .map(|(t, cols)| format!("{t}({})", cols.join(",")))
         .collect::<Vec<_>>()
         .join(";")
+}
+
+/// Clears, in the mirror's tables, the values `scrub` names: min/max statistics of the columns
+/// (all columns of the tables), and their values in inlined-data tables. Row structure stays,
+/// so snapshots still read. Returns values cleared.
+fn apply_scrub(tx: &rusqlite::Transaction<'_>, scrub: &MirrorScrub) -> rusqlite::Result<u64> {
+    if scrub.is_empty() {
+        return Ok(0);
+    }
+    let existing: BTreeSet<String> = {
+        let mut stmt = tx.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+        stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+    };
+    let columns_of = |table: &str| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = tx.prepare(&format!("SELECT name FROM pragma_table_info({})", sql_text(table)))?;
+        stmt.query_map([], |r| r.get(0))?.collect()
+    };
+    let id_list = |ids: &BTreeSet<i64>| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let mut cleared = 0u64;
+    // Statistics: every min/max of a scrubbed column, every column of a scrubbed table.
+    for stats in ["ducklake_file_column_stats", "ducklake_table_column_stats"] {
+        if !existing.contains(stats) {
+            continue;
+        }
+        let cols = columns_of(stats)?;
+        let set: Vec<String> = ["min_value", "max_value", "extra_stats"]
+            .iter()
+            .filter(|c| cols.iter().any(|x| x == *c))
+            .map(|c| format!("{c} = NULL"))
+            .collect();
+        if set.is_empty() {
+            continue;
+        }
+        let mut wheres = Vec::new();
+        if scrub.everything {
+            wheres.push("1".to_string());
+        }
+        if !scrub.tables.is_empty() {
+            wheres.push(format!("table_id IN ({})", id_list(&scrub.tables)));
+        }
+        for (table, ids) in &scrub.columns {
+            wheres.push(format!("(table_id = {table} AND column_id IN ({}))", id_list(ids)));
+        }
+        cleared +=
+            tx.execute(&format!("UPDATE {stats} SET {} WHERE {}", set.join(", "), wheres.join(" OR ")), [])? as u64;
+    }
+    // Inlined rows: values of scrubbed columns (by every name the column has had).
+    if existing.contains("ducklake_inlined_data_tables") {
+        let inlined: Vec<(i64, String)> = {
+            let mut stmt = tx.prepare("SELECT table_id, table_name FROM ducklake_inlined_data_tables")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        for (table_id, name) in inlined {
+            if !existing.contains(&name) {
+                continue;
+            }
+            let whole = scrub.everything || scrub.tables.contains(&table_id);
+            let names: BTreeSet<String> = match scrub.columns.get(&table_id) {
+                _ if whole => columns_of(&name)?
+                    .into_iter()
+                    .filter(|c| !matches!(c.as_str(), "row_id" | "begin_snapshot" | "end_snapshot"))
+                    .collect(),
+                Some(ids) => {
+                    let mut stmt = tx.prepare(&format!(
+                        "SELECT DISTINCT column_name FROM ducklake_column WHERE table_id = ?1 AND column_id IN ({})",
+                        id_list(ids)
+                    ))?;
+                    let scrubbed: BTreeSet<String> =
+                        stmt.query_map([table_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                    columns_of(&name)?.into_iter().filter(|c| scrubbed.contains(c)).collect()
+                }
+                None => continue,
+            };
+            if names.is_empty() {
+                continue;
+            }
+            let set: Vec<String> = names.iter().map(|c| format!("{} = NULL", quote(c))).collect();
+            cleared += tx.execute(&format!("UPDATE {} SET {}", quote(&name), set.join(", ")), [])? as u64;
+        }
+    }
+    Ok(cleared)
+}
+
+/// A SQL string literal.
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn to_sqlite(v: &Value) -> rusqlite::types::Value {

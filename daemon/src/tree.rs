@@ -14,13 +14,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use warmlake_fuse_mount::{Attr, DirEntry, NodeKind, OpenFile, Tree, TreeError, TreePath};
 
 use crate::catalog::LakeSnapshot;
+use crate::governance::{Access, FileRules, Governed};
 use crate::lake_path::LakeKey;
+use crate::layout::{self, Layout};
 use crate::view_sql;
 
 /// An object of the lake, as the tree knows it from the catalog.
@@ -34,6 +36,10 @@ pub struct ObjectRef {
     pub table: String,
     /// The catalog gives it an `encryption_key`: its bytes are opaque (cached whole, never parsed).
     pub encrypted: bool,
+    /// Whether the policy lets its bytes be stored on this machine (else read-through).
+    pub store: bool,
+    /// Field ids of columns the policy denies: reads of their column chunks fail with `EACCES`.
+    pub denied_fields: Arc<[i32]>,
 }
 
 /// Why an object's bytes could not be read.
@@ -53,22 +59,50 @@ pub enum SourceError {
 /// Where file contents come from: the chunk cache in the daemon, a local folder for lakes that
 /// live on this machine.
 pub trait ObjectSource: Send + Sync + 'static {
-    /// Exactly `min(len, size - offset)` bytes of the object at `offset`, or an error.
+    /// Exactly `min(len, size - offset)` bytes of the object at `offset`, or an error. Bytes of
+    /// an object with `store == false` must not be written to disk.
     fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError>;
+
+    /// The object's Parquet layout (column chunk ranges by field id), or `None` when it is not
+    /// a Parquet file that can be parsed. Used to refuse reads of denied columns.
+    fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError>;
 }
 
 /// Reads objects straight from a local data root (a lake on local disk needs no cache).
 pub struct LocalSource {
     root: PathBuf,
+    /// Parsed footers, for files with denied columns.
+    layouts: Mutex<HashMap<LakeKey, Option<Arc<Layout>>>>,
 }
 
 impl LocalSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalSource { root: root.into() }
+        LocalSource { root: root.into(), layouts: Mutex::new(HashMap::new()) }
     }
 }
 
 impl ObjectSource for LocalSource {
+    fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError> {
+        if let Some(known) = self.layouts.lock().unwrap_or_else(|e| e.into_inner()).get(&object.key) {
+            return Ok(known.clone());
+        }
+        let parsed = if object.encrypted || object.size < layout::FOOTER_TAIL_LEN {
+            None
+        } else {
+            let tail = self.read(object, object.size - layout::FOOTER_TAIL_LEN, layout::FOOTER_TAIL_LEN)?;
+            let meta_len = object.footer_size.map(Ok).unwrap_or_else(|| layout::metadata_len_from_tail(&tail));
+            match meta_len.and_then(|n| layout::footer_range(object.size, n)) {
+                Ok(range) => {
+                    let footer = self.read(object, range.start, range.end - range.start)?;
+                    layout::parse_footer(&footer, object.size).ok().map(Arc::new)
+                }
+                Err(_) => None,
+            }
+        };
+        self.layouts.lock().unwrap_or_else(|e| e.into_inner()).insert(object.key.clone(), parsed.clone());
+        Ok(parsed)
+    }
+
     fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError> {
         use std::os::unix::fs::FileExt as _;
         let path = self.root.join(object.key.as_str());
@@ -103,6 +137,9 @@ pub struct LakeTree {
     source: Arc<dyn ObjectSource>,
     state: RwLock<Arc<State>>,
     status: RwLock<Arc<[u8]>>,
+    /// What the policy in force allows, consulted on every read: a file opened before the
+    /// policy tightened obeys the new policy from its next read on.
+    access: Arc<RwLock<Arc<Access>>>,
 }
 
 impl LakeTree {
@@ -116,22 +153,28 @@ impl LakeTree {
             source,
             state: RwLock::new(Arc::new(State { nodes, mtime: SystemTime::UNIX_EPOCH })),
             status: RwLock::new(Arc::from(&b"{}\n"[..])),
+            access: Arc::new(RwLock::new(Arc::new(Access::default()))),
         }
     }
 
     /// Replaces what the tree shows, atomically: `current` at the root and each of `kept`
-    /// under `.snapshots/<id>/`.
-    pub fn publish(&self, current: &LakeSnapshot, kept: &[LakeSnapshot]) {
+    /// under `.snapshots/<id>/`, as the policy lets this machine see them.
+    pub fn publish(&self, current: &Governed, kept: &[Governed]) {
         let mut b = Builder { nodes: BTreeMap::new(), mount_root: self.mount_root.clone() };
         b.snapshot("", current);
         for s in kept {
-            b.snapshot(&format!(".snapshots/{}", s.snapshot.id), s);
+            b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s);
         }
         b.dir(".snapshots");
         b.insert(".warmlake/status.json", Node::Status);
-        let mtime = snapshot_time(current);
+        let mtime = snapshot_time(&current.snapshot);
         let nodes = b.finish();
         let next = Arc::new(State { nodes, mtime });
+        let access = Arc::new(current.access.clone());
+        match self.access.write() {
+            Ok(mut guard) => *guard = access,
+            Err(poisoned) => *poisoned.into_inner() = access,
+        }
         match self.state.write() {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
@@ -211,7 +254,8 @@ impl Builder {
         self.insert(path, Node::Generated(bytes.into()));
     }
 
-    fn snapshot(&mut self, prefix: &str, lake: &LakeSnapshot) {
+    fn snapshot(&mut self, prefix: &str, governed: &Governed) {
+        let lake = &governed.snapshot;
         let join = |rest: &str| if prefix.is_empty() { rest.to_string() } else { format!("{prefix}/{rest}") };
         let mut urls: HashMap<LakeKey, String> = HashMap::new();
         for schema in &lake.schemas {
@@ -221,6 +265,7 @@ impl Builder {
             let table_dir = join(&format!("{}/{}", t.schema, t.name));
             self.dir(&table_dir);
             let qualified = format!("{}.{}", t.schema, t.name);
+            let FileRules { store, denied_fields } = governed.access.rules_for(&qualified).unwrap_or_default();
             for f in &t.files {
                 let path = format!("{table_dir}/{}", f.name);
                 urls.insert(f.key.clone(), self.mount_root.join(&path).to_string_lossy().into_owned());
@@ -230,6 +275,8 @@ impl Builder {
                     footer_size: f.footer_size.and_then(|s| u64::try_from(s).ok()),
                     table: qualified.clone(),
                     encrypted: f.encryption_key.is_some(),
+                    store,
+                    denied_fields: denied_fields.clone(),
                 };
                 self.insert(&path, Node::Object(object));
                 for d in &f.deletes {
@@ -242,6 +289,9 @@ impl Builder {
                         footer_size: d.footer_size.and_then(|s| u64::try_from(s).ok()),
                         table: qualified.clone(),
                         encrypted: d.encryption_key.is_some(),
+                        store,
+                        // Delete files hold positions, not column values.
+                        denied_fields: Arc::from(Vec::new()),
                     };
                     self.insert(&path, Node::Object(object));
                 }
@@ -297,9 +347,12 @@ impl Tree for LakeTree {
     fn open(&self, path: &TreePath) -> Result<Arc<dyn OpenFile>, TreeError> {
         match self.current().nodes.get(path.as_str()) {
             Some(Node::Dir(_)) => Err(TreeError::IsADirectory { path: path.clone() }),
-            Some(Node::Object(o)) => {
-                Ok(Arc::new(OpenObject { path: path.clone(), object: o.clone(), source: Arc::clone(&self.source) }))
-            }
+            Some(Node::Object(o)) => Ok(Arc::new(OpenObject {
+                path: path.clone(),
+                object: o.clone(),
+                source: Arc::clone(&self.source),
+                access: Arc::clone(&self.access),
+            })),
             Some(Node::Generated(b)) => Ok(Arc::new(OpenGenerated { bytes: Arc::clone(b) })),
             Some(Node::Status) => Ok(Arc::new(OpenGenerated { bytes: self.status_bytes() })),
             None => Err(TreeError::NotFound { path: path.clone() }),
@@ -311,6 +364,7 @@ struct OpenObject {
     path: TreePath,
     object: ObjectRef,
     source: Arc<dyn ObjectSource>,
+    access: Arc<RwLock<Arc<Access>>>,
 }
 
 impl OpenFile for OpenObject {
@@ -322,7 +376,59 @@ impl OpenFile for OpenObject {
         if offset >= self.object.size {
             return Ok(Vec::new());
         }
-        self.source.read(&self.object, offset, u64::from(len)).map_err(|e| match e {
+        // The policy in force now, not the one the file was opened under.
+        let access = match self.access.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        let Some(rules) = access.rules_for(&self.object.table) else {
+            return Err(TreeError::PermissionDenied {
+                path: self.path.clone(),
+                reason: format!("the policy denies {}", self.object.table),
+            });
+        };
+        let object = if rules.store == self.object.store && rules.denied_fields == self.object.denied_fields {
+            std::borrow::Cow::Borrowed(&self.object)
+        } else {
+            std::borrow::Cow::Owned(ObjectRef {
+                store: rules.store,
+                denied_fields: rules.denied_fields,
+                ..self.object.clone()
+            })
+        };
+        if !object.denied_fields.is_empty() {
+            self.check_allowed(&object, offset, u64::from(len))?;
+        }
+        self.source.read(&object, offset, u64::from(len)).map_err(|e| self.tree_error(e))
+    }
+}
+
+impl OpenObject {
+    /// Refuses a read that touches a column chunk of a denied column. A file whose layout
+    /// cannot be known is refused whole: failing closed is the only safe answer.
+    fn check_allowed(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<(), TreeError> {
+        let denied = |reason: String| TreeError::PermissionDenied { path: self.path.clone(), reason };
+        let layout = self.source.layout(object).map_err(|e| self.tree_error(e))?;
+        let Some(layout) = layout else {
+            return Err(denied("the file has a column the policy denies, and its layout cannot be read".into()));
+        };
+        let end = offset.saturating_add(len).min(object.size);
+        let hit = layout.chunks.iter().find(|c| {
+            c.field_id.is_some_and(|id| object.denied_fields.contains(&id))
+                && c.range.start < end
+                && offset < c.range.end
+        });
+        match hit {
+            Some(chunk) => {
+                tracing::info!(path = %self.path, column = %chunk.path, "read of a denied column refused");
+                Err(denied(format!("column {} is denied by the policy", chunk.path)))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn tree_error(&self, e: SourceError) -> TreeError {
+        match e {
             // The catalog lists the file but the store lost it: ENOENT, as a deleted file.
             SourceError::NotFound { .. } => {
                 tracing::warn!(path = %self.path, key = %self.object.key, "object missing from the store");
@@ -330,7 +436,7 @@ impl OpenFile for OpenObject {
             }
             SourceError::Unavailable { reason, .. } => TreeError::Unavailable { path: self.path.clone(), reason },
             SourceError::Io { source, .. } => TreeError::Io { path: self.path.clone(), source },
-        })
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
 use warmlake_daemon::generate::{self, CatalogKind, LakeSpec};
+use warmlake_daemon::governance::MirrorScrub;
 use warmlake_daemon::local_query::query_text;
 use warmlake_daemon::mirror::Mirror;
 
@@ -88,18 +89,18 @@ fn incremental_refresh_copies_only_what_changed_and_equals_the_source() {
 
     let mirror_path = tmp.path().join("state/mirror/lake.sqlite");
     let mut mirror = Mirror::open(&mirror_path).expect("open");
-    let first = mirror.sync(&open(&past)).expect("first sync");
+    let first = mirror.sync(&open(&past), &MirrorScrub::default()).expect("first sync");
     assert!(first.full);
     assert_eq!((first.from, first.to), (None, middle));
 
     // Move the source forward; only the new snapshots' rows are copied.
     std::fs::copy(catalog, &past).expect("advance source");
     let source = open(&past);
-    let second = mirror.sync(&source).expect("second sync");
+    let second = mirror.sync(&source, &MirrorScrub::default()).expect("second sync");
     assert!(!second.full, "{second:?}");
     assert_eq!((second.from, second.to), (Some(middle), lake.latest_snapshot));
     assert!(second.rows < first.rows, "incremental copied {} rows, full copied {}", second.rows, first.rows);
-    let again = mirror.sync(&source).expect("no-op sync");
+    let again = mirror.sync(&source, &MirrorScrub::default()).expect("no-op sync");
     assert_eq!(again.rows, 0);
     drop(mirror);
 
@@ -120,12 +121,12 @@ fn expired_snapshots_rebuild_the_mirror() {
     let lake = generate::generate(&tmp.path().join("lake"), &spec(), &[CatalogKind::Sqlite]).expect("generate");
     let catalog = &lake.catalogs[0];
     let mut mirror = Mirror::open(&tmp.path().join("m.sqlite")).expect("open");
-    mirror.sync(&open(catalog)).expect("sync");
+    mirror.sync(&open(catalog), &MirrorScrub::default()).expect("sync");
     // expire_snapshots removes a snapshot row: the mirror must not keep serving it.
     rusqlite::Connection::open(catalog)
         .and_then(|c| c.execute_batch("DELETE FROM ducklake_snapshot WHERE snapshot_id = 2; DELETE FROM ducklake_snapshot_changes WHERE snapshot_id = 2;"))
         .expect("expire");
-    let report = mirror.sync(&open(catalog)).expect("resync");
+    let report = mirror.sync(&open(catalog), &MirrorScrub::default()).expect("resync");
     assert!(report.full, "{report:?}");
     assert_same_history(&open(catalog), &open(&tmp.path().join("m.sqlite")));
 }
@@ -140,7 +141,7 @@ fn a_failed_refresh_leaves_the_previous_mirror_intact() {
     rewind(&past, lake.latest_snapshot - 3);
     let mirror_path = tmp.path().join("m.sqlite");
     let mut mirror = Mirror::open(&mirror_path).expect("open");
-    mirror.sync(&open(&past)).expect("sync");
+    mirror.sync(&open(&past), &MirrorScrub::default()).expect("sync");
     // The source moves forward, but a table vanishes while the refresh reads it: the refresh
     // fails as a whole, after it has already written other tables, and the mirror still
     // answers at the old snapshot.
@@ -149,7 +150,7 @@ fn a_failed_refresh_leaves_the_previous_mirror_intact() {
     rusqlite::Connection::open(&past)
         .and_then(|c| c.execute_batch("DROP TABLE ducklake_file_column_stats"))
         .expect("break");
-    let err = mirror.sync(&source).expect_err("refresh fails");
+    let err = mirror.sync(&source, &MirrorScrub::default()).expect_err("refresh fails");
     assert!(err.to_string().contains("ducklake_file_column_stats"), "{err}");
     assert_eq!(mirror.last_snapshot().expect("state"), Some(lake.latest_snapshot - 3));
     let offline = open(&mirror_path);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
 use warmlake_daemon::generate::{self, CatalogKind, LakeSpec};
+use warmlake_daemon::governance::Governed;
 use warmlake_daemon::local_query::query_text;
 use warmlake_daemon::tree::{LakeTree, LocalSource};
 use warmlake_fuse_mount::{MountOptions, mount, tree_conformance};
@@ -39,7 +40,8 @@ fn generated_lake_through_the_mount() {
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mountpoint");
     let tree = Arc::new(LakeTree::new(&mnt, Arc::new(LocalSource::new(current.data_root.clone()))));
-    tree.publish(&current, &kept);
+    let governed = |s: &LakeSnapshot| Governed::unrestricted(s.clone());
+    tree.publish(&governed(&current), &kept.iter().map(governed).collect::<Vec<_>>());
     tree.set_status(&serde_json::json!({"snapshot": current.snapshot.id}));
     let report = tree_conformance(tree.as_ref()).expect("the daemon's tree conforms");
     assert!(report.files > 10, "{report:?}");
@@ -126,7 +128,10 @@ fn reference_lakes_through_the_mount_at_every_snapshot() {
         let mnt = tmp.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mountpoint");
         let tree = Arc::new(LakeTree::new(&mnt, Arc::new(LocalSource::new(current.data_root.clone()))));
-        tree.publish(&current, &all);
+        tree.publish(
+            &Governed::unrestricted(current.clone()),
+            &all.iter().cloned().map(Governed::unrestricted).collect::<Vec<_>>(),
+        );
         let mounted = mount(tree, &mnt, &MountOptions::default()).expect("mount");
         let mut checked = 0;
         let mut expected: Vec<_> = std::fs::read_dir(dir.join("expected"))

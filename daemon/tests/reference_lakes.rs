@@ -4,6 +4,7 @@
 mod fixtures;
 
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
+use warmlake_daemon::governance::MirrorScrub;
 use warmlake_daemon::mirror::Mirror;
 use warmlake_daemon::view_sql::table_select;
 
@@ -62,7 +63,7 @@ fn mirrors_of_the_reference_lakes_give_the_same_answers() {
     for (name, tables) in [("shop", 50), ("types", 3)] {
         let path = tmp.path().join(format!("mirror/{name}.sqlite"));
         let mut mirror = Mirror::open(&path).expect("mirror opens");
-        let report = mirror.sync(&open_lake(name)).expect("mirror syncs");
+        let report = mirror.sync(&open_lake(name), &MirrorScrub::default()).expect("mirror syncs");
         assert!(report.full && report.rows > 0, "{report:?}");
         drop(mirror);
         let offline = CatalogReader::open(&CatalogLocation::Sqlite(path), None).expect("mirror reads");

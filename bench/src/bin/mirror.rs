@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
 use warmlake_daemon::generate::CATALOG_DDL;
+use warmlake_daemon::governance::MirrorScrub;
 use warmlake_daemon::mirror::Mirror;
 
 /// Writes a DuckLake 1.0 SQLite catalog: one table with `columns` columns, `files` data files
@@ -87,7 +88,7 @@ fn main() -> anyhow::Result<()> {
     let (full, report) = warmlake_bench::median_time(3, || {
         let path = tmp.path().join("mirror.sqlite");
         let _ = std::fs::remove_file(&path);
-        Ok(Mirror::open(&path)?.sync(&reader)?)
+        Ok(Mirror::open(&path)?.sync(&reader, &MirrorScrub::default())?)
     })?;
     println!("catalog: {files} data files, {snapshots} snapshots, {columns} columns ({} rows mirrored)", report.rows);
     println!("baseline (SQLite VACUUM INTO a copy):    {:>8.3} s", baseline.as_secs_f64());
@@ -107,7 +108,7 @@ fn main() -> anyhow::Result<()> {
          INSERT INTO ducklake_data_file VALUES ({f}, 1, {s}, NULL, NULL, 'new.parquet', 1, 'parquet', 1, 1, 1, 0, NULL, NULL, NULL, NULL);"
     ))?;
     let reader = CatalogReader::open(&CatalogLocation::Sqlite(source.clone()), None)?;
-    let (incremental, report) = warmlake_bench::median_time(1, || Ok(mirror.sync(&reader)?))?;
+    let (incremental, report) = warmlake_bench::median_time(1, || Ok(mirror.sync(&reader, &MirrorScrub::default())?))?;
     println!(
         "incremental refresh (1 snapshot):        {:>8.3} s   ratio {:.3}   {} rows written, full = {}",
         incremental.as_secs_f64(),

@@ -13,7 +13,7 @@ use super::ducklake_type::{self, TypeError};
 use crate::lake_path::LakeKey;
 
 /// A row of `ducklake_snapshot`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     pub id: i64,
     /// When the snapshot was taken, RFC 3339 in UTC with microseconds
@@ -24,8 +24,8 @@ pub struct SnapshotInfo {
     pub changes: Option<String>,
 }
 
-/// The lake at one snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The lake at one snapshot. `Default` is an empty lake (nothing to show).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LakeSnapshot {
     pub snapshot: SnapshotInfo,
     /// The catalog's format version (`ducklake_metadata`).

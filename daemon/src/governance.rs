@@ -1,0 +1,300 @@
+//! The policy applied to a snapshot: what this machine may show, and what it may store.
+//!
+//! `policy/` decides per table and column; this module turns those decisions into the three
+//! things the daemon enforces:
+//!
+//! - **what is shown** ([`Governed::snapshot`]): denied tables are removed, denied columns are
+//!   removed from their table (so the mount's `lake.sql` and the SQL socket's views never name
+//!   them) and their values are blanked in inlined rows (which `lake.sql` would otherwise carry
+//!   as literals);
+//! - **how each table's files are read** ([`FileRules`]): whether their bytes may be stored
+//!   (the strictest of the table's and all its columns' actions, because a Parquet footer holds
+//!   min/max statistics of every column), and the field ids whose column chunks are refused
+//!   (`EACCES`) because their column is denied;
+//! - **what the mirror must not keep** ([`MirrorScrub`]): statistics (min/max values) of every
+//!   column that may not be stored, and inlined rows of such columns and tables.
+//!
+//! `local.mode = "deny"` shows nothing at all.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use warmlake_policy::{Action, ColumnRef, Mode, Policy, TableRef};
+
+use crate::catalog::{ColumnDef, LakeSnapshot, TableDef};
+
+/// How the files of one table may be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRules {
+    /// Whether fetched bytes may be written to the cache.
+    pub store: bool,
+    /// Parquet field ids (leaves included) of denied columns: reads of their column chunks fail.
+    pub denied_fields: Arc<[i32]>,
+}
+
+impl Default for FileRules {
+    fn default() -> Self {
+        FileRules { store: true, denied_fields: Arc::from(Vec::new()) }
+    }
+}
+
+/// What the policy allows for each table's files, by qualified name (`schema.table`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Tables (and, under `local.mode = "deny"`, everything) that may not be read at all.
+    pub hidden: BTreeSet<String>,
+    /// Whether nothing may be read (`local.mode = "deny"`).
+    pub nothing: bool,
+    /// Restricted tables; tables absent here (and not hidden) are unrestricted.
+    pub rules: HashMap<String, FileRules>,
+}
+
+impl Access {
+    /// The file rules of `schema.table`, or `None` when it may not be read at all.
+    pub fn rules_for(&self, qualified: &str) -> Option<FileRules> {
+        if self.nothing || self.hidden.contains(qualified) {
+            return None;
+        }
+        Some(self.rules.get(qualified).cloned().unwrap_or_default())
+    }
+}
+
+/// A snapshot as the policy lets this machine see it.
+#[derive(Debug, Clone)]
+pub struct Governed {
+    pub snapshot: LakeSnapshot,
+    pub access: Access,
+}
+
+impl Governed {
+    /// The snapshot with nothing restricted (a lake without a policy).
+    pub fn unrestricted(snapshot: LakeSnapshot) -> Governed {
+        Governed { snapshot, access: Access::default() }
+    }
+}
+
+fn tags(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Every field id of `c` and its nested children (Parquet leaves carry the children's ids).
+fn field_ids(c: &ColumnDef, out: &mut Vec<i32>) {
+    if let Ok(id) = i32::try_from(c.id) {
+        out.push(id);
+    }
+    for child in &c.children {
+        field_ids(child, out);
+    }
+}
+
+/// The decisions for one table: its action and each top-level column's.
+struct TableDecisions {
+    table: Action,
+    columns: Vec<Action>,
+}
+
+fn decide(policy: &Policy, t: &TableDef) -> TableDecisions {
+    let table_tags = tags(&t.tags);
+    let tref = TableRef::new(&t.schema, &t.name).with_tags(&table_tags);
+    let table = policy.table_action(&tref);
+    let columns = t
+        .columns
+        .iter()
+        .map(|c| {
+            let column_tags = tags(&c.tags);
+            policy.column_action(&tref, &ColumnRef::new(&c.name).with_tags(&column_tags)).max(table)
+        })
+        .collect();
+    TableDecisions { table, columns }
+}
+
+/// Applies `policy` to `snapshot`.
+pub fn govern(policy: &Policy, snapshot: &LakeSnapshot) -> Governed {
+    let mut shown = snapshot.clone();
+    let mut access = Access::default();
+    if policy.mode() == Mode::Deny {
+        shown.schemas.clear();
+        shown.tables.clear();
+        shown.views.clear();
+        shown.scheduled_for_deletion.clear();
+        access.nothing = true;
+        return Governed { snapshot: shown, access };
+    }
+    shown.tables = Vec::with_capacity(snapshot.tables.len());
+    for t in &snapshot.tables {
+        let d = decide(policy, t);
+        if d.table == Action::Deny {
+            access.hidden.insert(format!("{}.{}", t.schema, t.name));
+            continue;
+        }
+        let strictest = d.columns.iter().copied().fold(d.table, Action::max);
+        let mut denied_fields = Vec::new();
+        let mut denied_ids = BTreeSet::new();
+        for (c, action) in t.columns.iter().zip(&d.columns) {
+            if *action == Action::Deny {
+                field_ids(c, &mut denied_fields);
+                denied_ids.insert(c.id);
+            }
+        }
+        let mut table = t.clone();
+        if !denied_ids.is_empty() {
+            table.columns.retain(|c| !denied_ids.contains(&c.id));
+            for block in &mut table.inlined {
+                for (i, id) in block.column_ids.iter().enumerate() {
+                    if id.is_some_and(|id| denied_ids.contains(&id)) {
+                        for row in &mut block.rows {
+                            if let Some(v) = row.get_mut(i) {
+                                *v = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if strictest != Action::Cache {
+            access.rules.insert(
+                format!("{}.{}", t.schema, t.name),
+                FileRules { store: strictest.may_store(), denied_fields: denied_fields.into() },
+            );
+        }
+        shown.tables.push(table);
+    }
+    Governed { snapshot: shown, access }
+}
+
+/// What the mirror must drop so that nothing the policy forbids to store rests in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorScrub {
+    /// Tables (by id) none of whose data may be stored: all their inlined rows go.
+    pub tables: BTreeSet<i64>,
+    /// Columns (table id → column ids) whose values may not be stored: their statistics and
+    /// inlined values go.
+    pub columns: BTreeMap<i64, BTreeSet<i64>>,
+    /// Everything goes: `local.mode = "deny"`.
+    pub everything: bool,
+}
+
+impl MirrorScrub {
+    /// Whether there is nothing to drop.
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.tables.is_empty() && self.columns.is_empty()
+    }
+}
+
+/// What the mirror must drop under `policy`, judged on every snapshot it holds (a table or
+/// column may have had other names or tags in older snapshots; the newest decides).
+pub fn mirror_scrub(policy: &Policy, snapshots: &[LakeSnapshot]) -> MirrorScrub {
+    let mut scrub = MirrorScrub { everything: policy.mode() == Mode::Deny, ..MirrorScrub::default() };
+    for s in snapshots {
+        for t in &s.tables {
+            let d = decide(policy, t);
+            if !d.table.may_store() {
+                scrub.tables.insert(t.id);
+            }
+            for (c, action) in t.columns.iter().zip(&d.columns) {
+                if !action.may_store() {
+                    let ids = scrub.columns.entry(t.id).or_default();
+                    let mut all = Vec::new();
+                    field_ids(c, &mut all);
+                    ids.extend(all.into_iter().map(i64::from));
+                }
+            }
+        }
+    }
+    scrub
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{InlinedRows, SnapshotInfo};
+
+    fn column(id: i64, name: &str, tags: &[(&str, &str)]) -> ColumnDef {
+        ColumnDef {
+            id,
+            name: name.into(),
+            ducklake_type: "varchar".into(),
+            nullable: true,
+            initial_default: None,
+            default_value: None,
+            children: Vec::new(),
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn lake() -> LakeSnapshot {
+        let table = |id: i64, schema: &str, name: &str, columns: Vec<ColumnDef>| TableDef {
+            id,
+            uuid: String::new(),
+            schema: schema.into(),
+            name: name.into(),
+            dir: crate::lake_path::LakeKey::parse("x/").expect("key"),
+            columns,
+            tags: BTreeMap::new(),
+            files: Vec::new(),
+            inlined: vec![InlinedRows {
+                schema_version: 1,
+                column_ids: vec![Some(1), Some(2)],
+                rows: vec![vec![Some("a".into()), Some("secret".into())]],
+            }],
+            inlined_deletes: Vec::new(),
+        };
+        LakeSnapshot {
+            snapshot: SnapshotInfo { id: 1, time: String::new(), schema_version: 1, changes: None },
+            version: "1.0".into(),
+            data_root: "/d/".into(),
+            schemas: vec!["crm".into(), "finance".into()],
+            tables: vec![
+                table(10, "crm", "customers", vec![column(1, "name", &[]), column(2, "email", &[("pii", "true")])]),
+                table(11, "finance", "ledger", vec![column(1, "a", &[]), column(2, "b", &[])]),
+            ],
+            views: Vec::new(),
+            scheduled_for_deletion: Vec::new(),
+        }
+    }
+
+    fn policy(text: &str) -> Policy {
+        Policy::parse(text, "policy.toml").expect("policy")
+    }
+
+    #[test]
+    fn denied_tables_and_columns_disappear_and_their_values_with_them() {
+        let p = policy(
+            "[[rule]]\nmatch = \"finance.*\"\naction = \"deny\"\n\n[[rule]]\ntag = { pii = \"true\" }\naction = \"deny\"\n",
+        );
+        let g = govern(&p, &lake());
+        let names: Vec<&str> = g.snapshot.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["customers"]);
+        let customers = &g.snapshot.tables[0];
+        assert_eq!(customers.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["name"]);
+        assert_eq!(customers.inlined[0].rows[0], vec![Some("a".to_string()), None]);
+        assert_eq!(g.access.rules_for("finance.ledger"), None);
+        let rules = g.access.rules_for("crm.customers").expect("shown");
+        assert!(!rules.store, "a denied column's statistics are in every footer");
+        assert_eq!(&*rules.denied_fields, &[2]);
+        let scrub = mirror_scrub(&p, &[lake()]);
+        assert_eq!(scrub.tables, BTreeSet::from([11]));
+        assert_eq!(scrub.columns[&10], BTreeSet::from([2]));
+    }
+
+    #[test]
+    fn read_through_is_shown_but_not_stored_and_mode_deny_shows_nothing() {
+        let p = policy("[[rule]]\nmatch = \"crm.customers\"\naction = \"read-through\"\n");
+        let g = govern(&p, &lake());
+        assert_eq!(g.snapshot.tables.len(), 2);
+        assert_eq!(g.snapshot.tables[0].inlined[0].rows[0][1].as_deref(), Some("secret"));
+        assert_eq!(
+            g.access.rules_for("crm.customers"),
+            Some(FileRules { store: false, denied_fields: Arc::from(Vec::new()) })
+        );
+        assert_eq!(g.access.rules_for("finance.ledger"), Some(FileRules::default()));
+        assert_eq!(mirror_scrub(&p, &[lake()]).tables, BTreeSet::from([10]));
+
+        let deny = policy("[local]\nmode = \"deny\"\n");
+        let g = govern(&deny, &lake());
+        assert!(g.snapshot.tables.is_empty() && g.snapshot.schemas.is_empty());
+        assert_eq!(g.access.rules_for("crm.customers"), None);
+        assert!(mirror_scrub(&deny, &[lake()]).everything);
+        assert!(mirror_scrub(&policy(""), &[lake()]).is_empty());
+    }
+}
