@@ -152,3 +152,30 @@ fn an_invalid_store_url_is_a_config_error() {
     let err = generate::generate_to(tmp.path(), &spec(), &[CatalogKind::DuckDb], &targets).expect_err("bad url");
     assert!(matches!(err, GenerateError::Store(_)), "{err}");
 }
+
+#[test]
+fn a_file_url_is_a_store_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}/bucket/lake/", tmp.path().display());
+    let targets =
+        Targets { data: Some(DataStore { url: url.clone(), config: StoreConfig::default() }), ..Targets::default() };
+    let spec = LakeSpec { events_rows: 1_000, events_files: 2, row_group_rows: 500, order_batches: 2, plain: false };
+    let lake = generate::generate_to(&tmp.path().join("lake"), &spec, &[CatalogKind::Sqlite], &targets).expect("lake");
+    assert_eq!(lake.data_url.as_deref(), Some(url.as_str()));
+    let reader = reader(&lake.catalogs[0]);
+    assert_eq!(reader.data_root(), url);
+    let files = listed_files(&reader);
+    assert_eq!(files.len() as u64, lake.files);
+    for (key, size) in &files {
+        let path = tmp.path().join("bucket/lake").join(key);
+        assert_eq!(std::fs::metadata(&path).map(|m| m.len() as i64).ok(), Some(*size), "{key}");
+    }
+    // The same catalog read from the folder behind the URL answers with the generated rows.
+    let folder = format!("{}/bucket/lake/", tmp.path().display());
+    let location = CatalogLocation::parse(&lake.catalogs[0].to_string_lossy());
+    let local = CatalogReader::open(&location, Some(&folder)).expect("open with the folder as data root");
+    let snap = local.read_snapshot(lake.latest_snapshot).expect("read");
+    let count = warmlake_daemon::local_query::query_text(&snap, "SELECT count(*) FROM sales.orders").expect("query");
+    // 2 batches of 2,000 minus ids ending in 3, then 2,000 more after the schema change.
+    assert_eq!(count.rows, vec![vec!["5600".to_string()]]);
+}
