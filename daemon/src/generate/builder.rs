@@ -4,9 +4,9 @@
 //! that DuckDB and SQLite both accept (`true`/`false`, text UUIDs and timestamps), and replayed
 //! into each catalog database in one transaction at the end.
 //!
-//! The Parquet files, and their names, depend only on the [`LakeSpec`]: the same spec makes
-//! byte-identical files under the same keys wherever they are written (a local folder or a
-//! staging folder uploaded to an object store). Snapshot times and schema and table UUIDs
+//! The Parquet files, and their names, depend only on the [`LakeSpec`] (and the DuckDB build):
+//! the same spec makes byte-identical files under the same keys wherever they are written (a
+//! local folder or a staging folder uploaded to an object store). Snapshot times and schema and table UUIDs
 //! still differ between runs, as they would between two lakes made by the extension.
 
 use std::path::{Path, PathBuf};
