@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
-use warmlake_daemon::generate::{self, CatalogKind, LakeSpec};
+use warmlake_daemon::generate::{self, CatalogKind, DataStore, LakeSpec, Targets};
 use warmlake_daemon::local_query;
+use warmlake_daemon::store::StoreConfig;
 
 #[derive(Subcommand)]
 pub enum DevCommand {
-    /// Write a DuckLake 1.0 lake (catalog + Parquet files) into a folder.
+    /// Write a DuckLake 1.0 lake (catalog + Parquet files) into a folder, or its Parquet files
+    /// into an object store (--data).
     MakeLake(MakeLakeArgs),
     /// Print what a catalog holds at a snapshot (JSON).
     Inspect(InspectArgs),
@@ -40,6 +42,16 @@ pub struct MakeLakeArgs {
     /// tables go to the first schema of its search_path). Its data_path is DIR/data, absolute.
     #[arg(long, value_name = "CONN")]
     pub postgres: Option<String>,
+    /// Upload the Parquet files to this object store URL instead of DIR/data (s3://bucket/prefix/,
+    /// gs://, az://, file:///dir/). It becomes every catalog's data_path and must hold nothing
+    /// yet; the catalog files still go to DIR.
+    #[arg(long, value_name = "URL")]
+    pub data: Option<String>,
+    /// An option of the --data store, by object_store's name: aws_endpoint, aws_region,
+    /// aws_access_key_id, aws_secret_access_key, aws_allow_http, ... Repeatable; what is not
+    /// given comes from AWS_*, GOOGLE_* or AZURE_* environment variables.
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = parse_store_option, requires = "data")]
+    pub store_options: Vec<(String, String)>,
     /// Rows of web.events.
     #[arg(long, default_value_t = LakeSpec::default().events_rows)]
     pub events_rows: u64,
@@ -77,6 +89,30 @@ pub struct QueryArgs {
     pub snapshot: Option<i64>,
 }
 
+fn parse_store_option(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// The store configuration of `--store-option`s. `allow_http` (under any backend's prefix)
+/// is taken out and set as [`StoreConfig::allow_http`]: the store builds its HTTP client from
+/// that field, so passed on as a backend option it would be silently overridden.
+fn store_config(options: &[(String, String)]) -> anyhow::Result<StoreConfig> {
+    let mut config = StoreConfig::default();
+    for (key, value) in options {
+        let bare = ["aws_", "google_", "azure_"].iter().find_map(|p| key.strip_prefix(p)).unwrap_or(key);
+        if bare == "allow_http" {
+            config.allow_http =
+                value.parse().with_context(|| format!("--store-option {key}={value}: expected true or false"))?;
+        } else {
+            config.options.push((key.clone(), value.clone()));
+        }
+    }
+    Ok(config)
+}
+
 /// The lake in `catalog` at `snapshot` (the newest when `None`).
 fn read_lake(catalog: &str, snapshot: Option<i64>) -> anyhow::Result<warmlake_daemon::catalog::LakeSnapshot> {
     let reader = CatalogReader::open(&CatalogLocation::parse(catalog), None)?;
@@ -104,17 +140,21 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<()> {
                 order_batches: a.order_batches,
                 plain: a.plain,
             };
-            let lake = match &a.postgres {
-                Some(conn) => generate::generate_with_postgres(&a.dir, &spec, &kinds, conn)?,
-                None => generate::generate(&a.dir, &spec, &kinds)?,
+            let data = match a.data {
+                Some(url) => Some(DataStore { url, config: store_config(&a.store_options)? }),
+                None => None,
             };
+            let lake = generate::generate_to(&a.dir, &spec, &kinds, &Targets { postgres: a.postgres, data })?;
             for c in &lake.catalogs {
                 println!("catalog  {}", c.display());
             }
             if let Some(pg) = &lake.postgres {
                 println!("catalog  {pg}");
             }
-            println!("data     {}", lake.data_dir.display());
+            match &lake.data_url {
+                Some(url) => println!("data     {url}"),
+                None => println!("data     {}", lake.data_dir.display()),
+            }
             println!("{} Parquet files, {} bytes, latest snapshot {}", lake.files, lake.bytes, lake.latest_snapshot);
             Ok(())
         }

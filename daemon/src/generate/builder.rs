@@ -3,6 +3,11 @@
 //! Parquet files are written as operations run; catalog statements are collected as plain SQL
 //! that DuckDB and SQLite both accept (`true`/`false`, text UUIDs and timestamps), and replayed
 //! into each catalog database in one transaction at the end.
+//!
+//! The Parquet files, and their names, depend only on the [`LakeSpec`] (and the DuckDB build):
+//! the same spec makes byte-identical files under the same keys wherever they are written (a
+//! local folder or a staging folder uploaded to an object store). Snapshot times and schema and table UUIDs
+//! still differ between runs, as they would between two lakes made by the extension.
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +18,6 @@ use crate::view_sql::{ident, literal};
 
 /// The DuckLake 1.0 catalog DDL, as the DuckLake extension writes it.
 pub const CATALOG_DDL: &str = include_str!("ducklake_1_0.sql");
-
-/// `data_path` of a catalog file: the `data/` folder beside it.
-const RELATIVE_DATA_PATH: &str = "data/";
 
 /// Field ids DuckLake gives the columns of positional delete files.
 const DELETE_FILE_PATH_FIELD_ID: i64 = 2_147_483_646;
@@ -53,7 +55,9 @@ struct Table {
 }
 
 pub(super) struct Builder {
-    dir: PathBuf,
+    /// Where Parquet files are written: the lake's `data/` folder, or a staging folder whose
+    /// files are uploaded to the data store afterwards.
+    data_dir: PathBuf,
     spec: LakeSpec,
     duck: duckdb::Connection,
     sql: Vec<String>,
@@ -64,7 +68,9 @@ pub(super) struct Builder {
     next_file_id: i64,
     tables: Vec<Table>,
     start: chrono::DateTime<chrono::Utc>,
-    files_written: u64,
+    /// Keys (paths relative to the data folder) of every Parquet file written, data and
+    /// delete files, in the order they were written.
+    written: Vec<String>,
     bytes_written: u64,
 }
 
@@ -74,10 +80,10 @@ fn duck_err(doing: impl Into<String>) -> impl FnOnce(duckdb::Error) -> GenerateE
 }
 
 impl Builder {
-    pub(super) fn new(dir: &Path, spec: LakeSpec) -> Result<Self, GenerateError> {
+    pub(super) fn new(data_dir: &Path, spec: LakeSpec) -> Result<Self, GenerateError> {
         let duck = duckdb::Connection::open_in_memory().map_err(duck_err("starting"))?;
         Ok(Builder {
-            dir: dir.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
             spec,
             duck,
             sql: Vec::new(),
@@ -87,7 +93,7 @@ impl Builder {
             next_file_id: 0,
             tables: Vec::new(),
             start: chrono::Utc::now() - chrono::Duration::hours(1),
-            files_written: 0,
+            written: Vec::new(),
             bytes_written: 0,
         })
     }
@@ -96,8 +102,9 @@ impl Builder {
         self.next_snapshot - 1
     }
 
-    pub(super) fn files_written(&self) -> u64 {
-        self.files_written
+    /// Keys of every Parquet file written, relative to the data folder.
+    pub(super) fn written(&self) -> &[String] {
+        &self.written
     }
 
     pub(super) fn bytes_written(&self) -> u64 {
@@ -271,7 +278,7 @@ impl Builder {
     }
 
     fn table_dir(&self, schema: &str, name: &str) -> PathBuf {
-        self.dir.join("data").join(schema).join(name)
+        self.data_dir.join(schema).join(name)
     }
 
     fn parquet_options(&self, field_ids: &str) -> String {
@@ -291,7 +298,7 @@ impl Builder {
         for &(start, end) in ranges {
             let file_id = self.next_file_id;
             self.next_file_id += 1;
-            let rel = format!("ducklake-{}.parquet", self.uuid()?);
+            let rel = format!("ducklake-{}.parquet", self.file_uuid(file_id));
             let table = &self.tables[t];
             let abs = self.table_dir(&table.schema, &table.name).join(&rel);
             let select: Vec<String> = table
@@ -307,7 +314,7 @@ impl Builder {
                 self.parquet_options(&ids.join(", "))
             );
             self.duck.execute_batch(&copy).map_err(duck_err(format!("writing {}", abs.display())))?;
-            let (size, footer) = file_sizes(&abs)?;
+            let (size, footer) = self.record_written(t, &rel, &abs)?;
             let rows = (end - start) as i64;
             let row_id_start = self.tables[t].next_row_id;
             self.sql.push(format!(
@@ -404,7 +411,8 @@ impl Builder {
                 })
                 .collect();
             let data_path = format!("data/{}/{}/{rel}", table.schema, table.name);
-            let del_rel = format!("ducklake-{}-delete.parquet", self.uuid()?);
+            // Named after the id it gets if it is written (ids are only taken by written files).
+            let del_rel = format!("ducklake-{}-delete.parquet", self.file_uuid(self.next_file_id));
             let del_abs = self.table_dir(&table.schema, &table.name).join(&del_rel);
             let count: i64 = self
                 .duck
@@ -431,7 +439,7 @@ impl Builder {
                 self.parquet_options(&format!("file_path: {DELETE_FILE_PATH_FIELD_ID}, pos: {DELETE_POS_FIELD_ID}"))
             );
             self.duck.execute_batch(&copy).map_err(duck_err(format!("writing {}", del_abs.display())))?;
-            let (size, footer) = file_sizes(&del_abs)?;
+            let (size, footer) = self.record_written(t, &del_rel, &del_abs)?;
             let id = self.next_file_id;
             self.next_file_id += 1;
             self.sql.push(format!(
@@ -593,44 +601,56 @@ impl Builder {
             })
             .collect();
         self.sql.extend(rows);
-        for t in &self.tables {
-            for f in &t.files {
-                self.files_written += 1;
-                self.bytes_written += std::fs::metadata(&f.abs).map(|m| m.len()).unwrap_or(0);
-            }
-        }
     }
 
-    pub(super) fn write_duckdb_catalog(&self, path: &Path) -> Result<(), GenerateError> {
+    pub(super) fn write_duckdb_catalog(&self, path: &Path, data_path: &str) -> Result<(), GenerateError> {
         let conn = duckdb::Connection::open(path).map_err(duck_err(format!("creating {}", path.display())))?;
-        let script = self.catalog_script("BEGIN TRANSACTION", RELATIVE_DATA_PATH);
+        let script = self.catalog_script("BEGIN TRANSACTION", data_path);
         conn.execute_batch(&script).map_err(duck_err(format!("writing {}", path.display())))
     }
 
-    pub(super) fn write_sqlite_catalog(&self, path: &Path) -> Result<(), GenerateError> {
+    pub(super) fn write_sqlite_catalog(&self, path: &Path, data_path: &str) -> Result<(), GenerateError> {
         let err = |source| GenerateError::Sqlite { path: path.to_path_buf(), source };
         let conn = rusqlite::Connection::open(path).map_err(err)?;
-        conn.execute_batch(&self.catalog_script("BEGIN", RELATIVE_DATA_PATH)).map_err(err)
+        conn.execute_batch(&self.catalog_script("BEGIN", data_path)).map_err(err)
     }
 
     /// Writes the catalog into the PostgreSQL database `conn` names (tables go to the first
     /// schema of its search path), in one transaction: a failure leaves no partial catalog.
-    /// `data_path` is the data folder as an absolute path.
-    pub(super) fn write_postgres_catalog(&self, conn: &str) -> Result<(), GenerateError> {
+    pub(super) fn write_postgres_catalog(&self, conn: &str, data_path: &str) -> Result<(), GenerateError> {
         let err =
             |source| GenerateError::Postgres { location: CatalogLocation::Postgres(conn.into()).to_string(), source };
-        let data_dir = std::path::absolute(self.dir.join("data"))
-            .map_err(|source| GenerateError::Io { path: self.dir.join("data"), source })?;
-        let Some(data_path) = data_dir.to_str() else {
-            return Err(GenerateError::Io {
-                path: data_dir.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "a PostgreSQL data_path must be UTF-8"),
-            });
-        };
         // Timestamps in the script carry their offset; UTC only keeps the server's notices calm.
         let client = PgClient::connect(conn, "SET TimeZone = 'UTC'").map_err(err)?;
-        client.query(&self.catalog_script("BEGIN", &format!("{data_path}/"))).map_err(err)?;
+        client.query(&self.catalog_script("BEGIN", data_path)).map_err(err)?;
         Ok(())
+    }
+
+    /// The UUID in the name of the file that gets catalog id `file_id`: a version 8 (custom)
+    /// UUID hashed from the spec and the id, where the extension uses a random UUIDv7. Names
+    /// then depend only on the spec, like the files' bytes, so the same lake written to a
+    /// folder and to an object store is the same set of objects (delete files hold their data
+    /// file's name, so random names would make them differ too).
+    fn file_uuid(&self, file_id: i64) -> String {
+        use sha2::{Digest, Sha256};
+        let LakeSpec { events_rows, events_files, row_group_rows, order_batches, plain } = &self.spec;
+        let seed = format!("{events_rows}/{events_files}/{row_group_rows}/{order_batches}/{plain}/{file_id}");
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&Sha256::digest(seed.as_bytes())[..16]);
+        b[6] = (b[6] & 0x0f) | 0x80;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    }
+
+    /// Records a Parquet file just written to `abs` (key: the table folder plus `rel`) and
+    /// returns its size and footer size for the catalog row.
+    fn record_written(&mut self, t: usize, rel: &str, abs: &Path) -> Result<(i64, i64), GenerateError> {
+        let (size, footer) = file_sizes(abs)?;
+        let table = &self.tables[t];
+        self.written.push(format!("{}/{}/{rel}", table.schema, table.name));
+        self.bytes_written += size as u64;
+        Ok((size, footer))
     }
 }
 
@@ -644,17 +664,19 @@ fn timestamp_text(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("{}{dot}{fraction}+00", t.format("%Y-%m-%d %H:%M:%S"))
 }
 
-/// Size of a Parquet file and of its footer (the metadata length stored before `PAR1`).
+/// Size of a Parquet file and of its footer (the metadata length stored before `PAR1`),
+/// reading only the last 8 bytes: data files of a benchmark lake can be gigabytes.
 fn file_sizes(path: &Path) -> Result<(i64, i64), GenerateError> {
+    use std::io::{Read, Seek, SeekFrom};
     let io = |source| GenerateError::Io { path: path.to_path_buf(), source };
-    let bytes = std::fs::read(path).map_err(io)?;
-    let footer = bytes
-        .len()
-        .checked_sub(8)
-        .and_then(|at| bytes.get(at..at + 4))
-        .map(|b| i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-        .unwrap_or(0);
-    Ok((bytes.len() as i64, footer))
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut tail = [0u8; 4];
+    if len >= 8 {
+        file.seek(SeekFrom::Start(len - 8)).map_err(io)?;
+        file.read_exact(&mut tail).map_err(io)?;
+    }
+    Ok((len as i64, i64::from(u32::from_le_bytes(tail))))
 }
 
 fn col(id: i64, name: &str, ducklake_type: &'static str, duck_type: &'static str, expr: &str) -> Col {
