@@ -174,6 +174,13 @@ struct State {
 }
 
 impl State {
+    /// Both sources' errors, central first, one per line.
+    fn errors(&self) -> Option<String> {
+        let errors: Vec<&str> =
+            [&self.central_error, &self.local_error].into_iter().flatten().map(String::as_str).collect();
+        (!errors.is_empty()).then(|| errors.join("\n"))
+    }
+
     fn effective(&self) -> Policy {
         let central = self.central.as_ref().map(|(url, good)| match good {
             Some(policy) => policy.clone(),
@@ -267,7 +274,6 @@ impl PolicySource {
     /// good policy can be had (see the module docs). From synchronous code inside the runtime
     /// (a `spawn_blocking` thread), call `tokio::runtime::Handle::current().block_on(..)`.
     pub async fn start(config: PolicySourceConfig) -> Result<PolicySource, PolicySourceError> {
-        let central = config.central.as_ref().map(CentralStore::open).transpose()?;
         // Watch before the first read, so an edit made while starting is not missed.
         let changed = Arc::new(Notify::new());
         let watch = config.local.as_ref().and_then(|l| match FileWatch::start(&l.path, changed.clone()) {
@@ -277,16 +283,9 @@ impl PolicySource {
                 None
             }
         });
-
-        let mut state = State::default();
-        if let Some(l) = &config.local {
-            state.local = local::load(l).await?;
-        }
-        let mut central_start = None;
-        if let Some(c) = &central {
-            let start = first_central(c).await?;
-            state.central = Some((c.url().to_string(), start.policy.clone()));
-            central_start = Some(start);
+        let (state, central) = load_initial(&config).await?;
+        if let Some(e) = &state.central_error {
+            tracing::error!("{e}");
         }
         let effective = state.effective();
         let shared = Arc::new(Shared { state: Mutex::new(state), policy: watch::channel(Arc::new(effective)).0 });
@@ -298,8 +297,7 @@ impl PolicySource {
             source.tasks.push(tokio::spawn(task.run(rx, config.recheck_interval)).abort_handle());
             source.reloads.push(tx);
         }
-        if let (Some(store), Some(start)) = (central, central_start) {
-            shared.set_error(Source::Central, start.error);
+        if let Some((store, start)) = central {
             let (tx, rx) = mpsc::channel(4);
             let task = CentralTask { store, shared: shared.clone(), etag: start.etag, good: start.policy };
             source.tasks.push(tokio::spawn(task.run(rx, config.recheck_interval)).abort_handle());
@@ -307,6 +305,14 @@ impl PolicySource {
         }
         tracing::info!("policy in force:\n{}", source.current());
         Ok(source)
+    }
+
+    /// Loads the policy once, exactly as [`PolicySource::start`] would, without watching or
+    /// logging anything (`warmlake policy check` and `explain`). Returns the effective policy
+    /// and, like [`PolicySource::last_error`], what is wrong with its sources.
+    pub async fn load_once(config: &PolicySourceConfig) -> Result<(Policy, Option<String>), PolicySourceError> {
+        let (state, _) = load_initial(config).await?;
+        Ok((state.effective(), state.errors()))
     }
 
     /// A receiver that sees every new effective policy (`changed().await`, then `borrow()`).
@@ -323,10 +329,7 @@ impl PolicySource {
     /// file, or why the central policy cannot be fetched), while the last good policy stays in
     /// force; `None` when both sources are fine. For `warmlake status`.
     pub fn last_error(&self) -> Option<String> {
-        let state = self.shared.lock();
-        let errors: Vec<&str> =
-            [&state.central_error, &state.local_error].into_iter().flatten().map(String::as_str).collect();
-        (!errors.is_empty()).then(|| errors.join("\n"))
+        self.shared.lock().errors()
     }
 
     /// Re-reads the local file and refetches the central policy now, and returns the effective
@@ -346,6 +349,28 @@ impl PolicySource {
         }
         self.current()
     }
+}
+
+/// The first load of both sources: the state to start from, and the central store with what
+/// its first fetch found.
+async fn load_initial(
+    config: &PolicySourceConfig,
+) -> Result<(State, Option<(CentralStore, CentralStart)>), PolicySourceError> {
+    let mut state = State::default();
+    if let Some(l) = &config.local {
+        state.local = local::load(l).await?;
+    }
+    let central = match &config.central {
+        Some(c) => {
+            let store = CentralStore::open(c)?;
+            let start = first_central(&store).await?;
+            state.central = Some((store.url().to_string(), start.policy.clone()));
+            state.central_error = start.error.clone();
+            Some((store, start))
+        }
+        None => None,
+    };
+    Ok((state, central))
 }
 
 /// Waits until events on the local file have been quiet for [`DEBOUNCE`] (at most

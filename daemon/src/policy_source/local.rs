@@ -85,11 +85,17 @@ impl FileWatch {
             }
         })?;
         for (dir, _) in &targets {
-            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-                tracing::warn!(
+            match watcher.watch(dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {}
+                // Usual for the optional default file: no ~/.config/warmlake yet.
+                Err(_) if !dir.exists() => tracing::info!(
+                    "{} does not exist; a policy file created there applies at the next periodic re-read",
+                    dir.display()
+                ),
+                Err(e) => tracing::warn!(
                     "cannot watch {} for policy edits ({e}); they apply at the next periodic re-read",
                     dir.display()
-                );
+                ),
             }
         }
         Ok(FileWatch { _watcher: watcher })
