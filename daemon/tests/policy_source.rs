@@ -140,6 +140,23 @@ async fn an_optional_file_may_be_absent_and_appear_later() {
     assert_eq!(source.last_error(), None);
 }
 
+/// A policy file that is a symbolic link (dotfile managers): editing the target in place is
+/// seen, though it happens in another folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_to_the_target_of_a_symlinked_file_apply() {
+    let dotfiles = tempfile::tempdir().expect("dotfiles");
+    let config = tempfile::tempdir().expect("config");
+    let target = dotfiles.path().join("warmlake-policy.toml");
+    let link = config.path().join("policy.toml");
+    std::fs::write(&target, DENY_FINANCE).expect("write");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let source = PolicySource::start(local_only(&link)).await.expect("start");
+    assert_eq!(action(&source.current(), "finance", "ledger"), Action::Deny);
+    let mut rx = source.subscribe();
+    std::fs::write(&target, READ_THROUGH_FINANCE).expect("write");
+    published(&mut rx, "the edit of the target", |p| action(p, "finance", "ledger") == Action::ReadThrough).await;
+}
+
 /// The organisation's policy: finance denied, PII read-through, a 1 GiB cache, 2 snapshots.
 const CENTRAL: &str = r#"[local]
 max_cache = "1GiB"
