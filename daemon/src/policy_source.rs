@@ -32,7 +32,7 @@
 //! # Concurrency
 //!
 //! Two tasks, one per source, so a central fetch stuck in retries never delays a local edit.
-//! Each updates its half of [`State`] under one `std::sync::Mutex` and republishes the merged
+//! Each updates its half of the shared state under one `std::sync::Mutex` and republishes the merged
 //! policy before releasing it, so the `watch` channel sees updates in the order they were made.
 //! No `.await` happens under the lock. Dropping the [`PolicySource`] aborts both tasks and
 //! stops the file watch.
