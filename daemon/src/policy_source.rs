@@ -49,7 +49,6 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use warmlake_policy::{Policy, PolicyError};
 
-pub use central::FetchError;
 pub use local::LocalError;
 
 use crate::store::{StoreConfig, StoreError};

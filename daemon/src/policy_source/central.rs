@@ -16,7 +16,7 @@ const MAX_POLICY_BYTES: u64 = 1 << 20;
 /// Why the central policy could not be fetched. The daemon keeps the last good central policy
 /// (or fails closed) whatever the reason; the message goes to the log and to status.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(super) enum FetchError {
     /// The store answered but has no object there.
     #[error("central policy {url} not found")]
     NotFound { url: String },
