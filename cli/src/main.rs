@@ -3,6 +3,7 @@
 mod daemon_cmd;
 mod demo;
 mod dev;
+mod policy_cmd;
 mod sql_cmd;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Command {
     /// Developer tools: make lakes, inspect catalogs, run SQL over a lake.
     #[command(subcommand)]
     Dev(dev::DevCommand),
+    /// Check a governance policy, or explain what it decides for a table or column.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
     /// Serve a local lake on the SQL socket only (psql -h DIR -p PORT -d lake).
     ServeSql(sql_cmd::ServeSqlArgs),
 }
@@ -42,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Daemon(args) => daemon_cmd::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Dev(cmd) => dev::run(cmd),
+        Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::ServeSql(args) => sql_cmd::run(args),
     };
     match result {

@@ -12,6 +12,7 @@ pub mod lake_path;
 pub mod layout;
 pub mod local_query;
 pub mod mirror;
+pub mod policy_source;
 pub mod sql;
 pub mod store;
 pub mod tree;

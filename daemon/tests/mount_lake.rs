@@ -35,7 +35,7 @@ fn generated_lake_through_the_mount() {
     let lake = generate::generate(&tmp.path().join("lake"), &spec, &[CatalogKind::DuckDb]).expect("generate");
     let reader = CatalogReader::open(&CatalogLocation::parse(&lake.catalogs[0].to_string_lossy()), None).expect("open");
     let current = reader.read_snapshot(lake.latest_snapshot).expect("latest");
-    let kept = vec![reader.read_snapshot(lake.latest_snapshot - 1).expect("previous")];
+    let kept = [reader.read_snapshot(lake.latest_snapshot - 1).expect("previous")];
 
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mountpoint");

@@ -9,7 +9,7 @@ use crate::decision::RuleId;
 use crate::limits::Limits;
 use crate::rule::Rule;
 use crate::schedule::Schedules;
-use crate::setting::Setting;
+use crate::setting::{Origin, Setting};
 
 /// The rules of one policy file. A merged policy keeps one layer per file (central first)
 /// and decides every object in every layer, so a local file can never loosen what the central
@@ -55,6 +55,17 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// A policy that denies everything, for when the policy that should be in force cannot be
+    /// known (the daemon's central policy is configured but has never been fetched): failing
+    /// closed keeps data off the machine until it is. `why` stands in for the file that set
+    /// `mode = "deny"`, so decisions and `explain` say why nothing is shown.
+    pub fn deny_all(why: &str) -> Policy {
+        Policy {
+            mode: Some(Setting { value: Mode::Deny, origin: Origin { file: why.to_string(), line: 0 } }),
+            ..Policy::default()
+        }
+    }
+
     /// `[local] mode` (default `allow`). With `deny`, every decision is `Deny`.
     pub fn mode(&self) -> Mode {
         self.mode.as_ref().map_or(Mode::Allow, |s| s.value)

@@ -9,15 +9,16 @@ use serde::Serialize;
 /// A file name and the 1-based line of a value, rule or job in it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Origin {
-    /// The file name given to [`crate::Policy::parse`].
+    /// The file name given to [`crate::Policy::parse`], or what stands in for a file when no
+    /// file set the value (see [`crate::Policy::deny_all`]).
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 when the value was not written in a file.
     pub line: usize,
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
+        if self.line == 0 { f.write_str(&self.file) } else { write!(f, "{}:{}", self.file, self.line) }
     }
 }
 

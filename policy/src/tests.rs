@@ -5,6 +5,7 @@ mod decisions;
 mod errors;
 mod explain;
 mod merge;
+mod merge_props;
 mod parsing;
 
 use crate::{ColumnRef, Policy, TableRef};
