@@ -45,6 +45,12 @@ pub struct Config {
     pub store: StoreConfig,
     /// The SQL socket, unless `[sql] enabled = false`.
     pub sql: Option<SqlSettings>,
+    /// `[policy] file`: the local policy, which must then exist. Unset: the default file
+    /// (`~/.config/warmlake/policy.toml`), which may be absent.
+    pub policy_file: Option<PathBuf>,
+    /// `[policy] central`: the organisation's policy in the lake's store (`s3://.../policy.toml`),
+    /// reached with the `[store]` options.
+    pub central_policy: Option<String>,
     /// Where to mount the lake; `None` runs without a mount.
     pub mount: Option<PathBuf>,
     /// How often the catalog is polled for a new snapshot. A minute keeps a laptop quiet and
@@ -83,6 +89,8 @@ struct File {
     #[serde(default)]
     sql: SqlSection,
     #[serde(default)]
+    policy: PolicySection,
+    #[serde(default)]
     mount: MountSection,
     #[serde(default)]
     refresh: RefreshSection,
@@ -108,6 +116,13 @@ struct CacheSection {
     dir: Option<String>,
     max_cache: Option<Spanned<String>>,
     min_free_disk: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    file: Option<String>,
+    central: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -249,6 +264,8 @@ impl Config {
             min_free_disk,
             store,
             sql,
+            policy_file: file.policy.file.map(|p| relative_to_file(expand(&p))),
+            central_policy: file.policy.central,
             mount,
             refresh_interval: Duration::from_secs(interval),
             keep_snapshots: file.refresh.keep_snapshots.unwrap_or(3),

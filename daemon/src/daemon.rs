@@ -37,6 +37,7 @@ use crate::catalog::{CatalogError, CatalogLocation, CatalogReader, LakeSnapshot}
 use crate::config::Config;
 use crate::governance::{self, Governed};
 use crate::mirror::{Mirror, MirrorError, create_private_dir};
+use crate::policy_source::{CentralPolicy, LocalPolicy, PolicySource, PolicySourceConfig, PolicySourceError};
 use crate::sql::{SqlConfig, SqlError, SqlLake, SqlServer};
 use crate::store::{Store, StoreError};
 use crate::tree::{LakeTree, LocalSource, ObjectSource};
@@ -63,10 +64,8 @@ pub enum DaemonError {
     Sql(#[from] SqlError),
     #[error("a daemon task failed: {0}")]
     Task(String),
-    #[error(transparent)]
-    Policy(#[from] warmlake_policy::PolicyError),
-    #[error("cannot read the policy {path}: {source}")]
-    PolicyFile { path: PathBuf, source: std::io::Error },
+    #[error("no usable policy: {0}")]
+    Policy(#[from] PolicySourceError),
 }
 
 /// What the daemon currently serves, for status reports.
@@ -91,6 +90,8 @@ pub struct Status {
     pub policy: String,
     /// Bytes dropped from the cache by the last policy change.
     pub policy_purged_bytes: u64,
+    /// What is wrong with the policy files right now (the last good policy stays in force).
+    pub policy_error: Option<String>,
     /// The last refresh error, cleared by the next successful refresh.
     pub last_error: Option<String>,
     pub offline: bool,
@@ -116,6 +117,8 @@ pub struct Daemon {
     runtime: tokio::runtime::Handle,
     /// `None` while `local.mode = "deny"` (the mirror is deleted then).
     mirror: Mutex<Option<Mirror>>,
+    /// The live policy (file watch, central fetches); `policy` is the one applied.
+    policy_source: PolicySource,
     policy: Mutex<Arc<Policy>>,
     /// The snapshots last published, as read (before the policy), to republish under a new policy.
     served: Mutex<Option<(LakeSnapshot, Vec<LakeSnapshot>)>>,
@@ -132,19 +135,25 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 impl Daemon {
     /// Starts the daemon: mirror, first publish, mount, SQL socket. Cache fetches and the SQL
     /// server run on `runtime`. Blocking: call from a plain thread or `spawn_blocking`.
+    /// Refuses to start without a good policy (a malformed file is reported with its line).
     pub fn start(config: Config, runtime: tokio::runtime::Handle) -> Result<Daemon, DaemonError> {
-        Self::start_with_policy(config, runtime, Arc::new(Policy::default()))
-    }
-
-    /// [`Daemon::start`] under `policy`.
-    pub fn start_with_policy(
-        config: Config,
-        runtime: tokio::runtime::Handle,
-        policy: Arc<Policy>,
-    ) -> Result<Daemon, DaemonError> {
         for dir in [&config.state_dir, &config.cache_dir] {
             create_private_dir(dir).map_err(|source| DaemonError::StateDir { path: dir.clone(), source })?;
         }
+        let policy_config = PolicySourceConfig {
+            local: Some(match &config.policy_file {
+                Some(path) => LocalPolicy::explicit(path),
+                None => LocalPolicy::default_file(),
+            }),
+            central: config.central_policy.as_ref().map(|url| CentralPolicy {
+                url: url.clone(),
+                store: config.store.clone(),
+                saved_copy: Some(config.state_dir.join("policy/central.toml")),
+            }),
+            ..PolicySourceConfig::default()
+        };
+        let policy_source = runtime.block_on(PolicySource::start(policy_config))?;
+        let policy = policy_source.current();
         let mut status = Status {
             lake: config.lake_name.clone(),
             catalog: CatalogLocation::parse(&config.catalog).to_string(),
@@ -159,6 +168,7 @@ impl Daemon {
             cache: None,
             policy: summary(&policy),
             policy_purged_bytes: 0,
+            policy_error: policy_source.last_error(),
             last_error: None,
             offline: false,
         };
@@ -198,6 +208,7 @@ impl Daemon {
             config,
             runtime,
             mirror: Mutex::new(mirror),
+            policy_source,
             policy: Mutex::new(policy),
             served: Mutex::new(None),
             tree,
@@ -206,7 +217,7 @@ impl Daemon {
             sql: Mutex::new(None),
             status: Mutex::new(status),
         };
-        daemon.publish(current, kept);
+        daemon.publish(current, kept, true);
         if let Some(path) = &daemon.config.mount {
             let tree: Arc<dyn warmlake_fuse_mount::Tree> = daemon.tree.clone();
             let m = warmlake_fuse_mount::mount(tree, path, &warmlake_fuse_mount::MountOptions::default())?;
@@ -235,7 +246,7 @@ impl Daemon {
             *lock(&self.mirror) = Some(Mirror::open(&self.config.mirror_path())?);
             self.refresh()?;
         } else if let Some((current, kept)) = lock(&self.served).clone() {
-            self.publish(current, kept);
+            self.publish(current, kept, true);
         }
         let purged = self.purge(&policy)?;
         {
@@ -336,7 +347,14 @@ impl Daemon {
 
     /// Shows `current` and `kept` (read from the catalog or the mirror) under the policy in
     /// force, in the mount and the SQL socket.
-    fn publish(&self, current: LakeSnapshot, kept: Vec<LakeSnapshot>) {
+    fn publish(&self, current: LakeSnapshot, kept: Vec<LakeSnapshot>, policy_changed: bool) {
+        if !policy_changed
+            && lock(&self.served).as_ref().is_some_and(|(c, k)| *c == current && *k == kept)
+        {
+            // Nothing new: keep the tree (and the kernel's caches of it) as they are.
+            self.update_status();
+            return;
+        }
         {
             let mut s = lock(&self.status);
             s.snapshot = Some(current.snapshot.id);
@@ -347,6 +365,10 @@ impl Daemon {
         let governed = governance::govern(&policy, &current);
         let governed_kept: Vec<Governed> = kept.iter().map(|k| governance::govern(&policy, k)).collect();
         self.tree.publish(&governed, &governed_kept);
+        if let Some(mount) = &*lock(&self.mount) {
+            // A new policy may refuse bytes open files already hold in the page cache.
+            mount.invalidate(policy_changed);
+        }
         *lock(&self.served) = Some((current, kept));
         if let Some(sql) = &*lock(&self.sql) {
             let next = Arc::new(self.sql_lake(&sql.files, &governed.snapshot));
@@ -364,6 +386,7 @@ impl Daemon {
         let json = {
             let mut s = lock(&self.status);
             s.cache = self.cache.as_ref().map(Cache::stats);
+            s.policy_error = self.policy_source.last_error();
             serde_json::to_value(&*s).unwrap_or_default()
         };
         self.tree.set_status(&json);
@@ -389,7 +412,7 @@ impl Daemon {
                 if before != Some(id) || lock(&self.status).kept_snapshots.is_empty() {
                     tracing::info!(snapshot = id, "publishing new snapshot");
                 }
-                self.publish(current, kept);
+                self.publish(current, kept, false);
                 Ok(id)
             }
             Err(e) => {
@@ -411,7 +434,18 @@ impl Daemon {
     pub fn status(&self) -> Status {
         let mut s = lock(&self.status).clone();
         s.cache = self.cache.as_ref().map(Cache::stats);
+        s.policy_error = self.policy_source.last_error();
         s
+    }
+
+    /// Re-reads the policy files now and applies the result (instead of waiting for the
+    /// watch or the next periodic check). Blocking.
+    pub fn reload_policy(&self) -> Result<(), DaemonError> {
+        let policy = self.runtime.block_on(self.policy_source.reload_now());
+        if *policy != *self.policy() {
+            self.apply_policy(policy)?;
+        }
+        Ok(())
     }
 
     /// The chunk cache, for a lake whose data is remote.
@@ -445,10 +479,25 @@ impl Daemon {
         ticker.tick().await;
         let mut status_ticker = tokio::time::interval(STATUS_INTERVAL);
         status_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut policies = daemon.policy_source.subscribe();
+        let mut policy_live = true;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
+                changed = policies.changed(), if policy_live => {
+                    if changed.is_err() {
+                        policy_live = false;
+                        continue;
+                    }
+                    let next = policies.borrow_and_update().clone();
+                    let d = Arc::clone(&daemon);
+                    match tokio::task::spawn_blocking(move || d.apply_policy(next)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "applying the new policy failed"),
+                        Err(e) => tracing::error!(error = %e, "applying the new policy panicked"),
+                    }
+                }
                 _ = ticker.tick() => {
                     let d = Arc::clone(&daemon);
                     // Errors are logged and reported in status; the daemon keeps serving.

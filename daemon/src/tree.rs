@@ -372,6 +372,13 @@ impl OpenFile for OpenObject {
         self.object.size
     }
 
+    /// A file with denied columns is read with direct I/O: the kernel would otherwise widen a
+    /// reader's request to its readahead window, and a read of an allowed column would touch a
+    /// denied one and fail. Direct reads reach the tree as the reader made them.
+    fn keep_cache(&self) -> bool {
+        self.object.denied_fields.is_empty()
+    }
+
     fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, TreeError> {
         if offset >= self.object.size {
             return Ok(Vec::new());

@@ -122,7 +122,8 @@ pub(crate) struct ListedEntryPlus<'a> {
 pub(crate) struct TreeFs {
     tree: Arc<dyn Tree>,
     config: FsConfig,
-    inodes: Mutex<InodeTable>,
+    /// Shared with the [`crate::Mount`], which reads it to tell the kernel what to forget.
+    inodes: Arc<Mutex<InodeTable>>,
     handles: Mutex<Handles>,
 }
 
@@ -131,9 +132,14 @@ impl TreeFs {
         TreeFs {
             tree,
             config,
-            inodes: Mutex::new(InodeTable::new()),
+            inodes: Arc::new(Mutex::new(InodeTable::new())),
             handles: Mutex::new(Handles { next: 1, open: HashMap::new() }),
         }
+    }
+
+    /// The inode table, for kernel cache invalidation by the mount.
+    pub(crate) fn inode_table(&self) -> Arc<Mutex<InodeTable>> {
+        Arc::clone(&self.inodes)
     }
 
     pub(crate) fn attr_ttl(&self) -> Duration {

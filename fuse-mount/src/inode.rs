@@ -39,6 +39,27 @@ pub(crate) struct InodeTable {
 }
 
 impl InodeTable {
+    /// Every name the kernel may have cached: (parent inode, name) of each current path, and
+    /// the inode numbers of directories and of files (whose attributes and pages it may hold).
+    pub(crate) fn dentries(&self) -> (Vec<(INodeNo, String)>, Vec<INodeNo>, Vec<INodeNo>) {
+        let mut names = Vec::with_capacity(self.by_path.len());
+        let mut dirs = Vec::new();
+        let mut files = Vec::new();
+        for (ino, entry) in &self.by_ino {
+            match entry.kind {
+                NodeKind::Directory => dirs.push(INodeNo(*ino)),
+                NodeKind::File => files.push(INodeNo(*ino)),
+            }
+        }
+        for (path, ino) in &self.by_path {
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { continue };
+            if let Some(parent_ino) = self.by_path.get(&parent) {
+                names.push((INodeNo(*parent_ino), name.to_string()));
+            }
+        }
+        (names, dirs, files)
+    }
+
     /// A table holding only the root directory, as inode 1.
     pub(crate) fn new() -> Self {
         let root = TreePath::root();

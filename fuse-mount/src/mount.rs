@@ -13,12 +13,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fuser::{BackgroundSession, MountOption, SessionACL};
 
 use crate::fs::{FsConfig, TreeFs};
+use crate::inode::InodeTable;
 use crate::fuse::{FuseFs, KernelSettings};
 use crate::mountinfo::is_fuse_mountpoint;
 use crate::read_pool::ReadPool;
@@ -186,12 +187,48 @@ pub struct Mount {
     session: Option<BackgroundSession>,
     mountpoint: PathBuf,
     helpers: UnmountHelpers,
+    inodes: Arc<Mutex<InodeTable>>,
 }
 
 impl Mount {
     /// Where the tree is mounted (canonicalised).
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// Tells the kernel to forget every name and directory attribute it cached, after the tree
+    /// changed (a new snapshot, a stricter policy): without this, a removed file stays visible
+    /// and a new one hidden for up to the entry TTL. With `contents`, cached file pages go too
+    /// (a policy now refuses bytes that readers of open files could otherwise still get from
+    /// the page cache); without, a path that still exists keeps its inode and the pages already
+    /// read. Never call this from inside a [`Tree`] method (the kernel may be waiting on that
+    /// very request).
+    pub fn invalidate(&self, contents: bool) {
+        let Some(session) = &self.session else { return };
+        let (names, dirs, files) =
+            self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dentries();
+        let dirs: Vec<fuser::INodeNo> = if contents { dirs.into_iter().chain(files).collect() } else { dirs };
+        let notifier = session.notifier();
+        let mut failed = 0usize;
+        for (parent, name) in &names {
+            // ENOENT: the kernel had not cached it; nothing to do.
+            if let Err(e) = notifier.inval_entry(*parent, std::ffi::OsStr::new(name))
+                && e.raw_os_error() != Some(libc::ENOENT)
+            {
+                failed += 1;
+            }
+        }
+        for ino in dirs {
+            // Offset 0, length 0: attributes only for a directory; for a file, all its pages.
+            if let Err(e) = notifier.inval_inode(ino, 0, 0)
+                && e.raw_os_error() != Some(libc::ENOENT)
+            {
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            tracing::debug!(failed, names = names.len(), "some kernel cache invalidations failed");
+        }
     }
 
     /// Unmounts and waits for the session threads and read workers to finish. In-flight reads
@@ -264,6 +301,7 @@ pub fn mount(tree: Arc<dyn Tree>, mountpoint: &Path, opts: &MountOptions) -> Res
         max_read: opts.max_read,
         max_background: u16::try_from(opts.worker_threads).unwrap_or(u16::MAX),
     };
+    let inodes = fs.inode_table();
     let session = fuser::spawn_mount(FuseFs::new(fs, reads, kernel), &mountpoint, &fuser_config(opts))
         .map_err(|source| classify_mount_error(&mountpoint, source))?;
     tracing::info!(mountpoint = %mountpoint.display(), fs_name = %opts.fs_name, "mounted");
@@ -274,7 +312,7 @@ pub fn mount(tree: Arc<dyn Tree>, mountpoint: &Path, opts: &MountOptions) -> Res
             "cannot raise the mount's readahead; sequential reads arrive in 128 KiB requests"
         );
     }
-    Ok(Mount { session: Some(session), mountpoint, helpers })
+    Ok(Mount { session: Some(session), mountpoint, helpers, inodes })
 }
 
 /// Raises the kernel readahead of the new mount to `max_read`.

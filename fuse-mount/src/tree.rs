@@ -130,8 +130,9 @@ pub trait OpenFile: Send + Sync {
     /// Whether the kernel may keep this file's pages in its page cache across opens
     /// (`FOPEN_KEEP_CACHE`). True for immutable files, which is every file of a lake: a second
     /// `open` then costs no reads at all. Return false only for a file whose content can change
-    /// at the same path: it is then opened with direct I/O (`FOPEN_DIRECT_IO`), so readers see
-    /// its current content in full even while the kernel still holds its previous size.
+    /// at the same path, or whose reads must reach the tree exactly as the reader made them: it
+    /// is then opened with direct I/O (`FOPEN_DIRECT_IO`), so readers see its current content in
+    /// full even while the kernel still holds its previous size, and no readahead widens a read.
     fn keep_cache(&self) -> bool {
         true
     }

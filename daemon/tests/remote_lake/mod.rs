@@ -45,6 +45,11 @@ impl RemoteLake {
     /// The daemon's config: cache, mount, SQL socket, store options; few retries so a stopped
     /// store fails fast.
     pub fn config(&self) -> Config {
+        self.config_with("")
+    }
+
+    /// [`RemoteLake::config`] with more TOML appended (e.g. a `[policy]` section).
+    pub fn config_with(&self, extra: &str) -> Config {
         let dir = self.tmp.path();
         let endpoint = self.server.as_ref().map(S3Server::endpoint).unwrap_or_default();
         let text = format!(
@@ -53,7 +58,7 @@ impl RemoteLake {
              [mount]\npath = \"{mnt}\"\n\
              [store]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\naccess_key_id = \"{key}\"\n\
              secret_access_key = \"{secret}\"\nvirtual_hosted_style_request = false\nallow_http = true\n\
-             max_retries = 1\nretry_timeout = \"3s\"\nconnect_timeout = \"2s\"\n",
+             max_retries = 1\nretry_timeout = \"3s\"\nconnect_timeout = \"2s\"\n{extra}",
             catalog = self.lake.catalogs[0].display(),
             bucket = cache_support::BUCKET,
             state = dir.join("state").display(),
