@@ -224,10 +224,29 @@ async fn psql_reads_the_lake() {
     let (out, err, ok) = psql(&server, &["-c", "\\dt"]);
     assert!(ok, "\\dt: {err}");
     assert!(out.contains("sales|orders"), "\\dt: {out}");
-    // `\d table` needs pg_class columns DuckDB's pg_catalog lacks (relforcerowsecurity, ...):
-    // not supported yet, and it fails with an error rather than wrong output.
-    let (_, err, ok) = psql(&server, &["-c", "\\d sales.orders"]);
-    assert!(!ok && err.contains("ERROR"), "\\d: {err}");
+    // `\d table`: the columns with their types as PostgreSQL names them (and as results
+    // announce them), in the table's order
+    let (out, err, ok) = psql(&server, &["-c", "\\d sales.orders"]);
+    assert!(ok, "\\d: {err}");
+    let columns: Vec<&str> = out.lines().filter_map(|l| l.strip_suffix("|||")).collect();
+    assert_eq!(
+        columns,
+        [
+            "id|bigint",
+            "customer_id|integer",
+            "region|text",
+            "amount|numeric(12,2)",
+            "ordered_at|timestamp without time zone",
+            "comment|text",
+            "channel|text"
+        ],
+        "\\d: {out}"
+    );
+    let (out, err, ok) = psql(&server, &["-c", "\\dn"]);
+    assert!(ok, "\\dn: {err}");
+    assert!(out.lines().any(|l| l.starts_with("sales|")) && out.lines().any(|l| l.starts_with("web|")), "\\dn: {out}");
+    let (out, err, ok) = psql(&server, &["-c", "\\l"]);
+    assert!(ok && out.lines().count() == 1, "\\l: {out} {err}");
 
     // `\copy (query) to file` needs the COPY-out protocol, which the socket does not speak yet:
     // it is refused with a clear error, and nothing is written.
