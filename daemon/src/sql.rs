@@ -5,6 +5,7 @@
 //! - `session`: one DuckDB connection per client on a thread of its own, streaming rows
 //! - `handler`: the pgwire protocol side (startup and peer check, queries, cancel)
 //! - `statement`: splitting and classifying what clients send (session commands, refusals)
+//! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as text or CSV
 //! - `settings`: `SET`/`SHOW` per session
 //! - `encode`: DuckDB (Arrow) values as PostgreSQL text and binary
 //! - `error`: failures and their SQLSTATEs
@@ -13,6 +14,7 @@
 //! only the Unix user running the daemon may connect (the peer's uid is checked on every
 //! connection). `serve` runs until its shutdown future completes.
 
+mod copy;
 mod encode;
 mod engine;
 mod error;

@@ -248,12 +248,21 @@ async fn psql_reads_the_lake() {
     let (out, err, ok) = psql(&server, &["-c", "\\l"]);
     assert!(ok && out.lines().count() == 1, "\\l: {out} {err}");
 
-    // `\copy (query) to file` needs the COPY-out protocol, which the socket does not speak yet:
-    // it is refused with a clear error, and nothing is written.
+    // `\copy (query) to file`: COPY ... TO STDOUT, written by psql; the file holds the rows
     let file = server.tmp.path().join("copied.csv");
-    let copy = format!("\\copy (SELECT id FROM sales.orders ORDER BY id LIMIT 3) to '{}' csv", file.display());
-    let (_, err, ok) = psql(&server, &["-c", &copy]);
-    assert!(!ok && err.contains("COPY is not allowed"), "\\copy: {err}");
+    let query = "SELECT id, customer_id, region FROM sales.orders ORDER BY id LIMIT 20";
+    let copy = format!("\\copy ({query}) to '{}' with (format csv, header)", file.display());
+    let (out, err, ok) = psql(&server, &["-c", &copy]);
+    assert!(ok, "\\copy: {err}");
+    assert_eq!(out.trim(), "COPY 20");
+    let expected = query_text(server.latest(), query).expect("duckdb");
+    let mut lines = vec!["id,customer_id,region".to_owned()];
+    lines.extend(expected.rows.iter().map(|r| r.join(",")));
+    assert_eq!(std::fs::read_to_string(&file).expect("copied file"), lines.join("\n") + "\n");
+    // text format: tab-separated, NULL as \N, backslashes escaped
+    let (out, err, ok) = psql(&server, &["-c", "COPY (SELECT 1 AS a, NULL AS b, 'x\\y' AS c) TO STDOUT"]);
+    assert!(ok, "COPY text: {err}");
+    assert_eq!(out, "1\t\\N\tx\\\\y\n");
 
     let (_, err, ok) = psql(&server, &["-c", "SELECT * FROM read_csv('/etc/passwd')"]);
     assert!(!ok && err.contains("Permission"), "{err}");

@@ -106,7 +106,8 @@ impl<'a> Renderer<'a> {
     }
 
     fn write(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> Result<(), String> {
-        if self.array.is_null(row) {
+        // a NULL-typed column (`SELECT NULL`) has no validity buffer: every value is NULL
+        if self.array.is_null(row) || self.array.data_type() == &DataType::Null {
             buf.put_i32(-1);
             return Ok(());
         }

@@ -51,6 +51,8 @@ pub enum QueryError {
     UnknownSnapshot(i64),
     #[error("cannot encode the result: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Copy(#[from] super::copy::CopyError),
     #[error("cannot insert multiple commands into a prepared statement")]
     MultipleStatements,
     #[error("the session's engine thread stopped")]
@@ -69,6 +71,8 @@ impl QueryError {
             QueryError::UnknownSetting(_) => "42704",
             QueryError::UnknownSnapshot(_) => "22023",
             QueryError::Encode(_) => "XX000",
+            QueryError::Copy(super::copy::CopyError::Syntax(_)) => "42601",
+            QueryError::Copy(super::copy::CopyError::Unsupported(_)) => "0A000",
             QueryError::MultipleStatements => "42601",
             QueryError::SessionGone => "57P01",
         }

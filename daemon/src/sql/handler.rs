@@ -14,12 +14,14 @@ use pgwire::api::auth::{
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::send_copy_out_response;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
 };
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response,
+    Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -29,11 +31,13 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::data::DataRow;
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::mpsc;
 
+use super::copy::{self, CopyOut};
 use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
 use super::pg_compat;
@@ -127,13 +131,37 @@ impl ClientHandler {
                 Ok(Response::Query(single_text(name, value)))
             }
             Statement::Ignored(tag) => Ok(Response::Execution(Tag::new(tag))),
+            Statement::CopyOut(c) => self.copy_out(c).await,
+            Statement::BadCopy(e) => Err(e.clone().into()),
             Statement::Refused(keyword) => Err(QueryError::Refused { keyword: keyword.clone() }),
         }
     }
 
-    /// Starts `sql` on the session thread and returns its rows as a stream; a timer cancels
-    /// it after `statement_timeout`.
+    /// Runs `sql` and answers with its rows.
     async fn query(&self, sql: String, params: Vec<Param>, formats: ResultFormats) -> Result<Response, QueryError> {
+        let (columns, rows) = self.start(sql, params, formats).await?;
+        let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
+        Ok(Response::Query(QueryResponse::new(fields, rows)))
+    }
+
+    /// Runs the copied query (values as text) and answers with its rows as COPY lines.
+    async fn copy_out(&self, copy: &CopyOut) -> Result<Response, QueryError> {
+        let (columns, rows) = self.start(pg_compat::rewrite(&copy.query), Vec::new(), ResultFormats::Text).await?;
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let mut encoder = copy.encoder(copy::text_fields(&names));
+        let header = if copy.header { Some(copy::header(&mut encoder, &names)?) } else { None };
+        let lines = futures::StreamExt::map(rows, move |row| row.and_then(|r| copy::line(&mut encoder, &r)));
+        Ok(Response::CopyOut(CopyResponse::new(0, names.len(), copy::with_header(header, lines))))
+    }
+
+    /// Starts `sql` on the session thread and returns its columns and rows as a stream; a
+    /// timer cancels it after `statement_timeout`.
+    async fn start(
+        &self,
+        sql: String,
+        params: Vec<Param>,
+        formats: ResultFormats,
+    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static), QueryError> {
         let session = self.session()?;
         let mut rx = session.execute(sql, params, formats, false)?;
         let timer = self.settings().statement_timeout().map(|t| {
@@ -144,8 +172,7 @@ impl ClientHandler {
             }))
         });
         let columns = first_columns(&mut rx).await?;
-        let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
-        Ok(Response::Query(QueryResponse::new(fields, row_stream(rx, timer))))
+        Ok((columns, row_stream(rx, timer)))
     }
 
     /// The columns a statement would return, without running it to completion.
@@ -190,7 +217,7 @@ async fn first_columns(rx: &mut mpsc::Receiver<Event>) -> Result<Vec<Column>, Qu
 fn row_stream(
     rx: mpsc::Receiver<Event>,
     timer: Option<TimerGuard>,
-) -> impl Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     let batches = stream::unfold((rx, timer), |(mut rx, timer)| async move {
         match rx.recv().await {
             Some(Event::Rows(rows)) => Some((Ok(rows), (rx, timer))),
@@ -213,7 +240,7 @@ fn single_text(name: &str, value: String) -> QueryResponse {
     let mut buf = bytes::BytesMut::new();
     bytes::BufMut::put_i32(&mut buf, i32::try_from(value.len()).unwrap_or(i32::MAX));
     buf.extend_from_slice(value.as_bytes());
-    let row = pgwire::messages::data::DataRow::new(buf, 1);
+    let row = DataRow::new(buf, 1);
     QueryResponse::new(fields, stream::iter(vec![Ok(row)]))
 }
 
@@ -320,6 +347,7 @@ where
             Ok(())
         }
         Response::Execution(tag) => send_execution_response(client, tag).await,
+        Response::CopyOut(copy) => send_copy_out_response(client, copy).await,
         Response::EmptyQuery => {
             client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
             Ok(())
