@@ -4,6 +4,7 @@
 //! - `engine`: the one DuckDB database, locked down to the lake's folders, holding the views
 //! - `session`: one DuckDB connection per client on a thread of its own, streaming rows
 //! - `handler`: the pgwire protocol side (startup and peer check, queries, cancel)
+//! - `params`: bound parameters, decoded by their declared type into DuckDB values
 //! - `statement`: splitting and classifying what clients send (session commands, refusals)
 //! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as text or CSV
 //! - `settings`: `SET`/`SHOW` per session
@@ -19,6 +20,7 @@ mod encode;
 mod engine;
 mod error;
 mod handler;
+mod params;
 mod pg_compat;
 mod session;
 mod settings;

@@ -57,13 +57,20 @@ async fn queries_equal_duckdb_reading_the_lake() {
             rows.into_iter().map(|r| r.into_iter().map(|v| v.unwrap_or_else(|| "NULL".into())).collect()).collect();
         assert_eq!(got, expected.rows, "{sql}");
     }
-    // extended protocol with a parameter and typed results. Parameters are described as text
-    // (the server does not infer their types yet), so the client sends text and the SQL casts.
+    // extended protocol with a parameter and typed results. DuckDB does not report parameter
+    // types, so untyped parameters are described as text: the client sends text, DuckDB casts.
     let rows =
         client.query("SELECT id FROM sales.orders WHERE id < $1::BIGINT ORDER BY id", &[&"5"]).await.expect("query");
     let ids: Vec<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).collect();
     let expected = query_text(server.latest(), "SELECT id FROM sales.orders WHERE id < 5 ORDER BY id").expect("duckdb");
     assert_eq!(ids.iter().map(i64::to_string).collect::<Vec<_>>(), expected.rows.concat());
+    // parameters the client types are decoded by that type (binary here)
+    let stmt = client
+        .prepare_typed("SELECT id FROM sales.orders WHERE id < $1 ORDER BY id", &[tokio_postgres::types::Type::INT8])
+        .await
+        .expect("prepare");
+    let typed: Vec<i64> = client.query(&stmt, &[&5_i64]).await.expect("query").iter().map(|r| r.get(0)).collect();
+    assert_eq!(typed, ids);
     server.stop().await;
 }
 

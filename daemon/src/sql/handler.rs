@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use duckdb::types::Value;
 use futures::{Sink, SinkExt, Stream, stream};
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
@@ -40,8 +41,9 @@ use tokio::sync::mpsc;
 use super::copy::{self, CopyOut};
 use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
+use super::params;
 use super::pg_compat;
-use super::session::{Canceler, Event, Param, ResultFormats, Session};
+use super::session::{Canceler, Event, ResultFormats, Session};
 use super::settings::Settings;
 use super::statement::{self, Statement};
 
@@ -113,7 +115,7 @@ impl ClientHandler {
     async fn respond(
         &self,
         stmt: &Statement,
-        params: Vec<Param>,
+        params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<Response, QueryError> {
         match stmt {
@@ -138,7 +140,7 @@ impl ClientHandler {
     }
 
     /// Runs `sql` and answers with its rows.
-    async fn query(&self, sql: String, params: Vec<Param>, formats: ResultFormats) -> Result<Response, QueryError> {
+    async fn query(&self, sql: String, params: Vec<Value>, formats: ResultFormats) -> Result<Response, QueryError> {
         let (columns, rows) = self.start(sql, params, formats).await?;
         let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
         Ok(Response::Query(QueryResponse::new(fields, rows)))
@@ -159,7 +161,7 @@ impl ClientHandler {
     async fn start(
         &self,
         sql: String,
-        params: Vec<Param>,
+        params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static), QueryError> {
         let session = self.session()?;
@@ -179,7 +181,7 @@ impl ClientHandler {
     async fn describe(
         &self,
         sql: &str,
-        params: Vec<Param>,
+        params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<Vec<FieldInfo>, QueryError> {
         let mut rx = self.session()?.execute(sql.to_owned(), params, formats, true)?;
@@ -384,66 +386,6 @@ impl QueryParser for Parser {
     }
 }
 
-/// Decodes a bound parameter by its declared type and format. Text values of unknown type
-/// stay text: DuckDB casts them where the query needs another type.
-fn decode_param(index: usize, value: Option<&[u8]>, pg_type: Option<&Type>, binary: bool) -> Result<Param, QueryError> {
-    let Some(bytes) = value else { return Ok(Param::Null) };
-    let bad = |message: String| QueryError::Parameter { index: index + 1, message };
-    let t = pg_type.cloned().unwrap_or(Type::UNKNOWN);
-    if binary {
-        let fixed = |n: usize| -> Result<&[u8], QueryError> {
-            (bytes.len() == n).then_some(bytes).ok_or_else(|| bad(format!("expected {n} bytes for {}", t.name())))
-        };
-        return Ok(match t {
-            Type::BOOL => Param::Bool(fixed(1)?[0] != 0),
-            Type::INT2 => Param::Int(i64::from(i16::from_be_bytes([fixed(2)?[0], bytes[1]]))),
-            Type::INT4 => {
-                Param::Int(i64::from(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad("int4".into()))?)))
-            }
-            Type::INT8 => Param::Int(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("int8".into()))?)),
-            Type::FLOAT4 => {
-                Param::Float(f64::from(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad("float4".into()))?)))
-            }
-            Type::FLOAT8 => Param::Float(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("float8".into()))?)),
-            Type::BYTEA => Param::Bytes(bytes.to_vec()),
-            Type::TEXT | Type::VARCHAR | Type::UNKNOWN | Type::BPCHAR | Type::NAME | Type::JSON => {
-                Param::Text(String::from_utf8(bytes.to_vec()).map_err(|e| bad(e.to_string()))?)
-            }
-            other => return Err(bad(format!("binary format is not supported for type {}", other.name()))),
-        });
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
-    Ok(match t {
-        Type::BOOL => {
-            Param::Bool(matches!(text.trim().to_ascii_lowercase().as_str(), "t" | "true" | "1" | "y" | "yes" | "on"))
-        }
-        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => {
-            Param::Int(text.trim().parse().map_err(|e: std::num::ParseIntError| bad(e.to_string()))?)
-        }
-        Type::FLOAT4 | Type::FLOAT8 => {
-            Param::Float(text.trim().parse().map_err(|e: std::num::ParseFloatError| bad(e.to_string()))?)
-        }
-        Type::BYTEA => match text.strip_prefix("\\x") {
-            Some(hex_text) => Param::Bytes(hex::decode(hex_text).map_err(|e| bad(e.to_string()))?),
-            None => Param::Bytes(text.as_bytes().to_vec()),
-        },
-        _ => Param::Text(text.to_owned()),
-    })
-}
-
-fn portal_params(portal: &Portal<Statement>) -> Result<Vec<Param>, QueryError> {
-    let types = &portal.statement.parameter_types;
-    portal
-        .parameters
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let t = types.get(i).and_then(Option::as_ref);
-            decode_param(i, v.as_deref(), t, portal.parameter_format.is_binary(i))
-        })
-        .collect()
-}
-
 #[async_trait]
 impl ExtendedQueryHandler for ClientHandler {
     type Statement = Statement;
@@ -465,11 +407,10 @@ impl ExtendedQueryHandler for ClientHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let count = parameter_count(&target.statement).max(target.parameter_types.len());
-        let types: Vec<Type> =
-            (0..count).map(|i| target.parameter_types.get(i).cloned().flatten().unwrap_or(Type::TEXT)).collect();
+        let types: Vec<Type> = (0..count).map(|i| params::described_type(&target.parameter_types, i)).collect();
         let fields = match &target.statement {
             Statement::Query(sql) => {
-                self.describe(&pg_compat::rewrite(sql), vec![Param::Null; count], ResultFormats::Text).await?
+                self.describe(&pg_compat::rewrite(sql), vec![Value::Null; count], ResultFormats::Text).await?
             }
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
             _ => Vec::new(),
@@ -490,7 +431,7 @@ impl ExtendedQueryHandler for ClientHandler {
     {
         let formats = result_formats(&portal.result_column_format);
         let fields = match &portal.statement.statement {
-            Statement::Query(sql) => self.describe(&pg_compat::rewrite(sql), portal_params(portal)?, formats).await?,
+            Statement::Query(sql) => self.describe(&pg_compat::rewrite(sql), params::values(portal)?, formats).await?,
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
             _ => Vec::new(),
         };
@@ -504,7 +445,7 @@ impl ExtendedQueryHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = portal_params(portal)?;
+        let params = params::values(portal)?;
         let formats = result_formats(&portal.result_column_format);
         Ok(self.respond(&portal.statement.statement, params, formats).await?)
     }

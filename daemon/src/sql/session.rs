@@ -19,17 +19,6 @@ use super::error::{CancelReason, QueryError};
 /// Encoded batches queued between the session thread and the client connection.
 pub const BATCHES_IN_FLIGHT: usize = 4;
 
-/// A parameter value, decoded from the wire by its declared type.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    Null,
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Bytes(Vec<u8>),
-}
-
 /// Which wire format each result column uses (from the client's Bind).
 #[derive(Debug, Clone)]
 pub enum ResultFormats {
@@ -62,7 +51,7 @@ pub enum Event {
 /// A statement for the session thread.
 struct Job {
     sql: String,
-    params: Vec<Param>,
+    params: Vec<Value>,
     formats: ResultFormats,
     /// Only the columns are wanted (Describe): the query runs with `LIMIT 0` when it is a
     /// plain query, so nothing is computed.
@@ -138,7 +127,7 @@ impl Session {
     pub fn execute(
         &self,
         sql: String,
-        params: Vec<Param>,
+        params: Vec<Value>,
         formats: ResultFormats,
         describe_only: bool,
     ) -> Result<mpsc::Receiver<Event>, QueryError> {
@@ -178,17 +167,9 @@ fn run(conn: &Connection, job: &Job) -> Result<(), QueryError> {
         job.sql.clone()
     };
     let mut stmt = conn.prepare(&sql)?;
-    let values = job.params.iter().map(|p| match p {
-        Param::Null => Value::Null,
-        Param::Text(s) => Value::Text(s.clone()),
-        Param::Int(v) => Value::BigInt(*v),
-        Param::Float(v) => Value::Double(*v),
-        Param::Bool(v) => Value::Boolean(*v),
-        Param::Bytes(v) => Value::Blob(v.clone()),
-    });
     // DuckDB's own types (UUID, JSON, unsigned) are known before execution; Arrow's after
     let logical: Vec<LogicalTypeId> = (0..stmt.column_count()).map(|i| stmt.column_logical_type(i).id()).collect();
-    let mut stream = stmt.stream_arrow(duckdb::params_from_iter(values))?;
+    let mut stream = stmt.stream_arrow(duckdb::params_from_iter(job.params.iter()))?;
     let schema = stream.get_schema();
     let columns: Vec<Column> = schema
         .fields()
