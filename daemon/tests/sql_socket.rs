@@ -181,6 +181,28 @@ async fn statement_timeout_stops_a_query() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cancel_request_stops_a_query() {
+    let server = TestServer::start(|_| {}).await;
+    let client = server.client().await;
+    let token = client.cancel_token();
+    let query = failure(&client, "SELECT sum(i) FROM range(10000000000) t(i)");
+    tokio::pin!(query);
+    // A CancelRequest reaching the server between statements does nothing (as in PostgreSQL),
+    // so cancel until the query ends; it cannot end otherwise.
+    let (code, message) = loop {
+        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+        if let Ok(failed) = tokio::time::timeout(std::time::Duration::from_millis(50), &mut query).await {
+            break failed;
+        }
+    };
+    assert_eq!(code, "57014", "{message}");
+    assert!(message.contains("user request"), "{message}");
+    // the session goes on
+    assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn transactions_report_their_status_and_snapshots_swap_between_statements() {
     let server = TestServer::start(|_| {}).await;
     let client = server.client().await;

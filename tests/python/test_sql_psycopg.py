@@ -5,6 +5,7 @@ import datetime
 import decimal
 import os
 import subprocess
+import threading
 import time
 import uuid
 
@@ -119,3 +120,27 @@ def test_binary_results(sql_lake):
         as_binary = conn.cursor(binary=True).execute(lake).fetchall()
         assert as_binary == conn.cursor().execute(lake).fetchall()
         assert as_binary == duck(sql_lake["lake_sql"], lake)
+
+
+def test_cancel_stops_a_running_query(sql_lake):
+    """conn.cancel() sends a CancelRequest; the running statement fails with 57014 and the
+    connection stays usable. A cancel arriving before the statement runs does nothing (as in
+    PostgreSQL), so the test cancels until the statement ends: it cannot end any other way."""
+    with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
+        outcome = {}
+
+        def run():
+            try:
+                conn.execute("SELECT sum(i) FROM range(10000000000) t(i)")
+                outcome["error"] = None
+            except psycopg.Error as e:
+                outcome["error"] = e
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        while worker.is_alive():
+            conn.cancel()
+            worker.join(0.05)
+        assert isinstance(outcome["error"], psycopg.errors.QueryCanceled), outcome
+        assert outcome["error"].sqlstate == "57014"
+        assert conn.execute("SELECT 1").fetchone() == (1,)
