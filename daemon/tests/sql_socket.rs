@@ -10,6 +10,7 @@ use std::sync::Arc;
 use sql_support::{TestServer, client_available, psql, sql_lake};
 use tokio_postgres::SimpleQueryMessage;
 use warmlake_daemon::local_query::query_text;
+use warmlake_daemon::sql::TcpConfig;
 
 /// The text rows of a simple query.
 async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
@@ -236,6 +237,33 @@ async fn transactions_report_their_status_and_snapshots_swap_between_statements(
     let tx = c.transaction().await.expect("begin");
     tx.simple_query("SELECT 1").await.expect("in transaction");
     tx.commit().await.expect("commit");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_is_off_unless_configured() {
+    let server = TestServer::start(|_| {}).await;
+    assert!(server.config.tcp.is_none());
+    assert_eq!(server.tcp_addr, None, "no TCP listener is bound by default");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_requires_the_password() {
+    let server = TestServer::start(|c| c.tcp = Some(TcpConfig { port: 0, password: "correct horse".to_owned() })).await;
+    let addr = server.tcp_addr.expect("TCP listener");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let client = server.tcp_client(Some("correct horse")).await.expect("the right password is accepted");
+    let expected = query_text(server.latest(), "SELECT count(*) FROM sales.orders").expect("duckdb");
+    assert_eq!(simple_rows(&client, "SELECT count(*) FROM sales.orders").await, [[Some(expected.rows[0][0].clone())]]);
+    for wrong in [Some("battery staple"), Some(""), None] {
+        let err = server.tcp_client(wrong).await.err().unwrap_or_else(|| panic!("{wrong:?} must be refused"));
+        match err.as_db_error() {
+            Some(db) => assert_eq!(db.code().code(), "28P01", "{wrong:?}: {db}"),
+            // without a password the client gives up before the server answers
+            None => assert!(wrong.is_none(), "{wrong:?}: {err}"),
+        }
+    }
     server.stop().await;
 }
 

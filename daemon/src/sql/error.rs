@@ -11,6 +11,8 @@ pub enum SqlError {
     SocketDir { path: PathBuf, source: std::io::Error },
     #[error("cannot listen on {path}: {source}")]
     Listen { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    ListenTcp { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot open the SQL engine: {0}")]
     Engine(#[source] duckdb::Error),
     #[error("cannot publish snapshot {snapshot} to the SQL engine: {source}")]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use duckdb::types::Value;
 use futures::{Sink, SinkExt, Stream, stream};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
@@ -35,9 +36,11 @@ use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::mpsc;
 
+use super::auth::{self, CancelKeys, ScramPassword};
 use super::copy::{self, CopyOut};
 use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
@@ -81,26 +84,55 @@ impl CancelHandler for CancelRegistry {
 /// What every connection shares.
 pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
-    pub pids: RandomPidSecretKeyGenerator,
+    pub pids: Arc<RandomPidSecretKeyGenerator>,
     /// `statement_timeout` of a new session (None: no limit).
     pub statement_timeout: Option<Duration>,
     /// The snapshot sessions currently see, for `SHOW warmlake.snapshot`.
     pub snapshot: Arc<std::sync::atomic::AtomicI64>,
 }
 
-/// One connection's handlers. `session` is `None` when the peer was refused: startup then
+/// A connection's cancel key, once startup has handed it out.
+type CancelKey = Arc<Mutex<Option<(i32, Vec<u8>)>>>;
+
+/// One connection's handlers. `session` is the refusal when the peer was refused: startup then
 /// answers with a FATAL error and the connection ends before any query.
 pub struct ClientHandler {
     shared: Arc<Shared>,
     session: Result<Session, String>,
     settings: Mutex<Settings>,
-    cancel_key: Mutex<Option<(i32, Vec<u8>)>>,
+    cancel_key: CancelKey,
+    /// Hands out the cancel key and registers it (None when there is no session to cancel).
+    keys: Option<Arc<dyn PidSecretKeyGenerator>>,
+    /// SCRAM-SHA-256 for TCP connections; None on the Unix socket, where the peer's uid was
+    /// checked instead.
+    scram: Option<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
 }
 
 impl ClientHandler {
-    pub fn new(shared: Arc<Shared>, session: Result<Session, String>) -> Self {
+    /// `password`: the connection came over TCP and must authenticate with it.
+    pub fn new(shared: Arc<Shared>, session: Result<Session, String>, password: Option<Arc<ScramPassword>>) -> Self {
         let settings = Settings::new(shared.statement_timeout);
-        Self { shared, session, settings: Mutex::new(settings), cancel_key: Mutex::new(None) }
+        let cancel_key = CancelKey::default();
+        let keys = session.as_ref().ok().map(|s| -> Arc<dyn PidSecretKeyGenerator> {
+            let (registry, canceler, slot) = (shared.cancels.clone(), s.canceler(), cancel_key.clone());
+            Arc::new(CancelKeys {
+                generator: shared.pids.clone(),
+                on_key: move |pid: i32, secret: &SecretKey| {
+                    let key = (pid, secret.to_bytes().to_vec());
+                    registry.insert(key.clone(), canceler.clone());
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
+                },
+            })
+        });
+        let scram = keys.clone().zip(password).map(|(keys, password)| auth::scram_handler(password, keys));
+        Self { shared, session, settings: Mutex::new(settings), cancel_key, keys, scram }
+    }
+
+    /// Remembers the client's `application_name` for `SHOW`; nothing to validate.
+    fn remember_application_name(&self, client: &impl ClientInfo) {
+        if let Some(name) = client.metadata().get("application_name").cloned() {
+            let _ = self.settings().set("application_name", Some(&name));
+        }
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
@@ -262,27 +294,23 @@ impl StartupHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(scram) = &self.scram {
+            scram.on_startup(client, message).await?;
+            self.remember_application_name(client);
+            return Ok(());
+        }
         let PgWireFrontendMessage::Startup(ref startup) = message else { return Ok(()) };
-        let session = match &self.session {
-            Ok(s) => s,
-            Err(refusal) => return Err(fatal("28000", refusal.clone())),
+        let keys = match (&self.session, &self.keys) {
+            (Ok(_), Some(keys)) => keys,
+            (Err(refusal), _) => return Err(fatal("28000", refusal.clone())),
+            (Ok(_), None) => return Err(QueryError::SessionGone.into()),
         };
         protocol_negotiation(client, startup).await?;
         save_startup_parameters_to_metadata(client, startup);
-        let (pid, secret) = self.shared.pids.generate(client);
-        let key = (pid, secret.to_bytes().to_vec());
+        let (pid, secret) = keys.generate(client);
         client.set_pid_and_secret_key(pid, secret);
-        self.shared.cancels.insert(key.clone(), session.canceler());
-        *self.cancel_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
-        if let Some(name) = client.metadata().get("application_name").cloned() {
-            // remembered for SHOW application_name; nothing to validate
-            let _ = self.settings().set("application_name", Some(&name));
-        }
-        let mut params = DefaultServerParameterProvider::default();
-        params.server_version = super::settings::SERVER_VERSION.to_owned();
-        params.default_transaction_read_only = true;
-        params.is_superuser = false;
-        finish_authentication(client, &params).await
+        self.remember_application_name(client);
+        finish_authentication(client, &auth::server_parameters()).await
     }
 }
 

@@ -18,6 +18,8 @@ pub struct TestServer {
     pub config: SqlConfig,
     pub snapshots: Vec<LakeSnapshot>,
     pub lake: watch::Sender<Arc<SqlLake>>,
+    /// The TCP listener's address, when the configuration enables TCP.
+    pub tcp_addr: Option<std::net::SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -48,6 +50,7 @@ impl TestServer {
         config.port = 5433;
         configure(&mut config);
         let server = SqlServer::bind(config.clone(), rx).await.expect("bind");
+        let tcp_addr = server.tcp_addr();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             server
@@ -57,7 +60,7 @@ impl TestServer {
                 .await
                 .expect("run");
         });
-        TestServer { tmp, config, snapshots, lake, stop: Some(stop), task: Some(task) }
+        TestServer { tmp, config, snapshots, lake, tcp_addr, stop: Some(stop), task: Some(task) }
     }
 
     pub fn latest(&self) -> &LakeSnapshot {
@@ -75,6 +78,19 @@ impl TestServer {
         let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("connect over the socket");
         tokio::spawn(conn);
         client
+    }
+
+    /// A tokio-postgres client over TCP with `password` (SCRAM-SHA-256), or why it was refused.
+    pub async fn tcp_client(&self, password: Option<&str>) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let addr = self.tcp_addr.expect("TCP enabled");
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("127.0.0.1").port(addr.port()).user("tester").dbname("lake");
+        if let Some(p) = password {
+            cfg.password(p);
+        }
+        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
     }
 
     /// Stops the server and waits for it.
