@@ -79,9 +79,26 @@ fn value(portal: &Portal<Statement>, i: usize) -> Result<Value, QueryError> {
             Some(_) if portal.parameter_format.is_binary(i) && !is_textual(&other) => {
                 return Err(bad(format!("binary format is not supported for type {}", other.name())));
             }
-            Some(b) => Value::Text(String::from_utf8(b.to_vec()).map_err(|e| bad(e.to_string()))?),
+            Some(b) => {
+                let text = String::from_utf8(b.to_vec()).map_err(|e| bad(e.to_string()))?;
+                Value::Text(if other == Type::UNKNOWN { date_with_zone(&text).unwrap_or(text) } else { text })
+            }
         },
     })
+}
+
+/// pgjdbc sends `setDate` values untyped as `YYYY-MM-DD +HH[:MM]`, which PostgreSQL reads as a
+/// date, a timestamp or a timestamptz as the query needs; DuckDB reads none of them, but reads
+/// the same instant written with its time, `YYYY-MM-DD 00:00:00+HH[:MM]`, as any of the three.
+fn date_with_zone(text: &str) -> Option<String> {
+    let (date, zone) = text.split_once(' ')?;
+    let date_like = date.len() == 10 && date.bytes().enumerate().all(|(i, b)| (i == 4 || i == 7) == (b == b'-'));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let zone_like = zone.strip_prefix(['+', '-']).is_some_and(|z| match z.split_once(':') {
+        Some((h, m)) => h.len() == 2 && digits(h) && m.len() == 2 && digits(m),
+        None => z.len() == 2 && digits(z),
+    });
+    (date_like && zone_like && digits(&date.replace('-', ""))).then(|| format!("{date} 00:00:00{zone}"))
 }
 
 /// Types whose binary form is their text.
@@ -101,4 +118,18 @@ where
             other => other.to_string(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgjdbc_dates_get_a_time() {
+        assert_eq!(date_with_zone("2024-01-01 +00").as_deref(), Some("2024-01-01 00:00:00+00"));
+        assert_eq!(date_with_zone("2024-01-01 -05:30").as_deref(), Some("2024-01-01 00:00:00-05:30"));
+        assert_eq!(date_with_zone("2024-01-01"), None);
+        assert_eq!(date_with_zone("eu and us"), None);
+        assert_eq!(date_with_zone("2024-01-01 12:00:00+00"), None);
+    }
 }

@@ -6,26 +6,53 @@
 //! are DuckDB views, so psql's `\dt` is widened to list views too.
 
 /// Macros the engine creates before locking its configuration: `version()`; for the
-/// relations in [`RELATIONS`], table macros with the columns psql's `\d` reads; for the
-/// functions in [`FUNCTIONS`], overloads DuckDB lacks, and type names as PostgreSQL spells
-/// them (and as the socket announces result columns: `text`, `bigint`, nested values `json`).
+/// relations in [`RELATIONS`], table macros with the columns psql's `\d` and JDBC's metadata
+/// read; for the functions in [`FUNCTIONS`], overloads DuckDB lacks. Column types are the
+/// PostgreSQL OIDs the socket announces for result columns (`text`, `bigint`, nested values
+/// `json`; DuckDB's own `pg_attribute` gives its internal type ids), with PostgreSQL's numeric
+/// type modifier, and `format_type` spells them as PostgreSQL does.
 const MACROS: &str = "
 CREATE MACRO version() AS 'PostgreSQL 16.0 (warmlake ' || '{warmlake}' || ', DuckDB '
     || (SELECT library_version FROM pragma_version()) || ')';
 CREATE MACRO warmlake_pg_get_userbyid(id) AS current_user;
 CREATE MACRO warmlake_pg_get_expr(expr, rel) AS expr, (expr, rel, pretty) AS expr;
-CREATE MACRO warmlake_format_type(type_oid, typemod) AS CASE system.pg_catalog.format_type(type_oid, typemod)
-    WHEN 'tinyint' THEN 'smallint' WHEN 'utinyint' THEN 'smallint' WHEN 'int2' THEN 'smallint'
-    WHEN 'usmallint' THEN 'integer' WHEN 'int4' THEN 'integer'
-    WHEN 'uinteger' THEN 'bigint' WHEN 'int8' THEN 'bigint'
-    WHEN 'ubigint' THEN 'numeric' WHEN 'hugeint' THEN 'numeric' WHEN 'uhugeint' THEN 'numeric'
-    WHEN 'float4' THEN 'real' WHEN 'float8' THEN 'double precision'
-    WHEN 'varchar' THEN 'text' WHEN 'bool' THEN 'boolean'
-    WHEN 'timestamp' THEN 'timestamp without time zone' WHEN 'timestamp_s' THEN 'timestamp without time zone'
-    WHEN 'timestamp_ms' THEN 'timestamp without time zone' WHEN 'timestamp_ns' THEN 'timestamp without time zone'
-    WHEN 'timestamptz' THEN 'timestamp with time zone' WHEN 'time' THEN 'time without time zone'
-    WHEN 'list' THEN 'json' WHEN 'struct' THEN 'json' WHEN 'map' THEN 'json' WHEN 'union' THEN 'json'
-    WHEN 'array' THEN 'json'
+CREATE MACRO warmlake_pg_oid(data_type) AS CASE
+    WHEN data_type LIKE '%[]' OR data_type LIKE '%]' OR data_type LIKE 'STRUCT%' OR data_type LIKE 'MAP%'
+        OR data_type LIKE 'UNION%' THEN 114
+    WHEN data_type = 'BOOLEAN' THEN 16
+    WHEN data_type IN ('TINYINT', 'SMALLINT', 'UTINYINT') THEN 21
+    WHEN data_type IN ('INTEGER', 'USMALLINT') THEN 23
+    WHEN data_type IN ('BIGINT', 'UINTEGER') THEN 20
+    WHEN data_type IN ('UBIGINT', 'HUGEINT', 'UHUGEINT') OR data_type LIKE 'DECIMAL%' THEN 1700
+    WHEN data_type = 'FLOAT' THEN 700
+    WHEN data_type = 'DOUBLE' THEN 701
+    WHEN data_type = 'BLOB' THEN 17
+    WHEN data_type = 'DATE' THEN 1082
+    WHEN data_type = 'TIME' THEN 1083
+    WHEN data_type = 'TIMESTAMP WITH TIME ZONE' THEN 1184
+    WHEN data_type LIKE 'TIMESTAMP%' THEN 1114
+    WHEN data_type = 'INTERVAL' THEN 1186
+    WHEN data_type = 'UUID' THEN 2950
+    ELSE 25 END;
+CREATE MACRO warmlake_pg_attribute() AS TABLE
+    SELECT a.* REPLACE (
+        warmlake_pg_oid(c.data_type) AS atttypid,
+        CASE WHEN c.data_type LIKE 'DECIMAL%' THEN ((c.numeric_precision << 16) | c.numeric_scale) + 4 ELSE -1 END
+            AS atttypmod)
+    FROM system.pg_catalog.pg_attribute a
+    JOIN duckdb_columns() c ON a.attrelid = c.table_oid AND a.attnum = c.column_index;
+CREATE MACRO warmlake_pg_type() AS TABLE
+    SELECT * FROM system.pg_catalog.pg_type
+    UNION ALL SELECT * REPLACE (25 AS oid, 'text' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043
+    UNION ALL SELECT * REPLACE (114 AS oid, 'json' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043;
+CREATE MACRO warmlake_format_type(type_oid, typemod) AS CASE type_oid
+    WHEN 16 THEN 'boolean' WHEN 17 THEN 'bytea' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint'
+    WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 114 THEN 'json' WHEN 700 THEN 'real'
+    WHEN 701 THEN 'double precision' WHEN 1043 THEN 'character varying' WHEN 1082 THEN 'date'
+    WHEN 1083 THEN 'time without time zone' WHEN 1114 THEN 'timestamp without time zone'
+    WHEN 1184 THEN 'timestamp with time zone' WHEN 1186 THEN 'interval' WHEN 2950 THEN 'uuid'
+    WHEN 1700 THEN CASE WHEN typemod >= 4
+        THEN 'numeric(' || ((typemod - 4) >> 16) || ',' || ((typemod - 4) & 65535) || ')' ELSE 'numeric' END
     ELSE system.pg_catalog.format_type(type_oid, typemod) END;
 CREATE MACRO warmlake_pg_class() AS TABLE
     SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity FROM system.pg_catalog.pg_class;
@@ -48,7 +75,7 @@ CREATE MACRO warmlake_pg_inherits() AS TABLE
 ";
 
 /// `pg_catalog` relations served by `warmlake_<name>()` table macros.
-const RELATIONS: &[&str] = &["pg_class", "pg_database", "pg_policy", "pg_inherits"];
+const RELATIONS: &[&str] = &["pg_class", "pg_attribute", "pg_type", "pg_database", "pg_policy", "pg_inherits"];
 
 /// `pg_catalog` functions served by `warmlake_<name>` macros.
 const FUNCTIONS: &[&str] = &["pg_get_userbyid", "pg_get_expr", "format_type", "pg_encoding_to_char", "pg_get_viewdef"];
@@ -88,24 +115,53 @@ pub fn rewrite(sql: &str) -> String {
 }
 
 /// Renames `pg_catalog.<name>` outside quotes: relations and functions to their macros,
-/// other functions to their unqualified names, casts (`::pg_catalog.regtype`) to DuckDB types.
+/// other functions to their unqualified names. Casts to catalog types (`::pg_catalog.regtype`,
+/// `::regclass`) become DuckDB types, and `'name'::regclass` the relation's oid.
 fn rename_catalog_names(sql: &str) -> String {
     const PREFIX: &str = "pg_catalog.";
     let bytes = sql.as_bytes();
     let mut out = String::with_capacity(sql.len() + 64);
     let mut copied = 0;
+    // the last string literal, while nothing but a cast may follow it
+    let mut literal: Option<(usize, usize)> = None;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'\'' | b'"' => i = skip_quoted(bytes, i),
+            b'\'' | b'"' => {
+                let end = skip_quoted(bytes, i);
+                literal = (bytes[i] == b'\'').then_some((i, end));
+                i = end;
+            }
+            b':' if bytes.get(i + 1) == Some(&b':') => {
+                let mut start = i + 2;
+                start += sql[start..].len() - sql[start..].trim_start().len();
+                if sql[start..].starts_with(PREFIX) {
+                    start += PREFIX.len();
+                }
+                let end = start + sql[start..].bytes().take_while(|b| is_ident(*b)).count();
+                let name = &sql[start..end];
+                let casted = literal.filter(|(_, e)| *e == i);
+                if let (Some((from, to)), "regclass") = (casted, name) {
+                    // PostgreSQL resolves the name; DuckDB's pg_class has no catalog relations
+                    let relation = sql[from + 1..to - 1].rsplit('.').next().unwrap_or_default();
+                    out.push_str(&sql[copied..from]);
+                    out.push_str(&format!(
+                        "(SELECT max(oid) FROM system.pg_catalog.pg_class WHERE relname = '{relation}')"
+                    ));
+                    copied = end;
+                } else if let Some((_, duck)) = CASTS.iter().find(|(pg, _)| *pg == name) {
+                    out.push_str(&sql[copied..i]);
+                    out.push_str("::");
+                    out.push_str(duck);
+                    copied = end;
+                }
+                i = end.max(i + 2);
+            }
             b'p' if sql[i..].starts_with(PREFIX) && (i == 0 || !is_ident(bytes[i - 1])) => {
                 let start = i + PREFIX.len();
                 let end = start + sql[start..].bytes().take_while(|b| is_ident(*b)).count();
                 let name = &sql[start..end];
-                let cast = sql[..i].trim_end().ends_with("::");
-                let replacement = if cast {
-                    CASTS.iter().find(|(pg, _)| *pg == name).map(|(_, duck)| (*duck).to_owned())
-                } else if RELATIONS.contains(&name) {
+                let replacement = if RELATIONS.contains(&name) {
                     Some(format!("warmlake_{name}()"))
                 } else if FUNCTIONS.contains(&name) {
                     Some(format!("warmlake_{name}"))
@@ -160,6 +216,17 @@ mod tests {
         assert_eq!(rewrite("SELECT '~' AS x"), "SELECT '~' AS x");
         let q = "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(x)$' COLLATE pg_catalog.default";
         assert_eq!(rewrite(q), "SELECT 1 FROM warmlake_pg_class() c WHERE c.relname ~ '^(x)$'");
+    }
+
+    #[test]
+    fn regclass_literals_become_oids() {
+        let q = "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = 'pg_catalog.pg_class'::regclass \
+                 AND d.objoid = c.oid::regclass";
+        assert_eq!(
+            rewrite(q),
+            "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = \
+             (SELECT max(oid) FROM system.pg_catalog.pg_class WHERE relname = 'pg_class') AND d.objoid = c.oid::VARCHAR"
+        );
     }
 
     #[test]
