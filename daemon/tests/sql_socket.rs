@@ -5,9 +5,8 @@
 mod sql_support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
 
-use sql_support::{TestServer, client_available, psql, sql_lake};
+use sql_support::{TestServer, client_available, psql};
 use tokio_postgres::SimpleQueryMessage;
 use warmlake_daemon::local_query::query_text;
 use warmlake_daemon::sql::TcpConfig;
@@ -222,16 +221,7 @@ async fn transactions_report_their_status_and_snapshots_swap_between_statements(
         .map(|s| (s, query_text(s, "SELECT count(*) FROM sales.orders").expect("duckdb").rows[0][0].clone()))
         .find(|(_, n)| *n != before)
         .expect("a snapshot with other orders");
-    let mut changed = server.lake.subscribe();
-    server.lake.send(Arc::new(sql_lake(older))).expect("publish");
-    changed.borrow_and_update();
-    loop {
-        let shown = simple_rows(&client, "SHOW warmlake.snapshot").await;
-        if shown == [[Some(older.snapshot.id.to_string())]] {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    server.publish(&client, older).await;
     assert_eq!(count(simple_rows(&client, "SELECT count(*) FROM sales.orders").await), expected);
     let mut c = server.client().await;
     let tx = c.transaction().await.expect("begin");
