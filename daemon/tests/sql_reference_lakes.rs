@@ -2,7 +2,8 @@
 //! snapshot the DuckLake extension recorded, read by a client over the socket, equals the
 //! extension's own answer (`expected/<schema>.<table>@<snapshot>.parquet`) as a multiset of rows.
 //! The expected file is read through the same socket, so both sides reach the client through the
-//! same encoder and are compared as the client sees them: column names, wire types and text.
+//! same encoder and are compared as the client sees them: column names, wire types and text;
+//! every value must have a binary encoding too.
 
 mod fixtures;
 mod reference_support;
@@ -87,6 +88,9 @@ async fn check_lake(name: &str) -> usize {
                     want.len()
                 );
             }
+            // every value also has a binary encoding (what tokio-postgres asks for)
+            let binary = client.query(&got_sql, &[]).await.unwrap_or_else(|e| panic!("{stem}: binary: {e}"));
+            assert_eq!(binary.len(), want.len(), "{stem}: binary rows");
             checked += 1;
         }
     }

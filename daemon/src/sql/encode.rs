@@ -227,8 +227,9 @@ impl<'a> Renderer<'a> {
             }
             DataType::UInt64 => to_sql(&Decimal::from(a.as_primitive::<UInt64Type>().value(row)), &Type::NUMERIC, buf)?,
             DataType::Interval(IntervalUnit::MonthDayNano) => to_sql(&interval(a, row), &Type::INTERVAL, buf)?,
-            // text, varchar, json: the binary form is the text itself
-            _ => self.write_text(row, buf, scratch)?,
+            // text and json: the binary form is the text itself
+            _ if self.pg_type == Type::TEXT || self.pg_type == Type::JSON => self.write_text(row, buf, scratch)?,
+            other => return Err(format!("no binary encoding of {other} values as {}", self.pg_type.name())),
         }
         Ok(())
     }
