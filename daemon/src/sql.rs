@@ -10,6 +10,7 @@
 //! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as text or CSV
 //! - `settings`: `SET`/`SHOW` per session
 //! - `encode`: DuckDB (Arrow) values as PostgreSQL text and binary
+//! - `pg_compat`: catalog queries DuckDB's `pg_catalog` cannot run, rewritten onto macros
 //! - `error`: failures and their SQLSTATEs
 //!
 //! The socket follows libpq's naming, `<socket_dir>/.s.PGSQL.<port>`, in a 0700 folder, and
