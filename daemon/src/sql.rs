@@ -7,7 +7,7 @@
 //! - `auth`: SCRAM-SHA-256 for the optional TCP listener
 //! - `params`: bound parameters, decoded by their declared type into DuckDB values
 //! - `statement`: splitting and classifying what clients send (session commands, refusals)
-//! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as text or CSV
+//! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as COPY data
 //! - `settings`: `SET`/`SHOW` per session
 //! - `encode`: DuckDB (Arrow) values as PostgreSQL text and binary
 //! - `pg_compat`: catalog queries DuckDB's `pg_catalog` cannot run, rewritten onto macros

@@ -144,3 +144,16 @@ def test_cancel_stops_a_running_query(sql_lake):
         assert isinstance(outcome["error"], psycopg.errors.QueryCanceled), outcome
         assert outcome["error"].sqlstate == "57014"
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_copy_to_stdout(sql_lake):
+    """COPY (query) TO STDOUT in text and binary, read with psycopg's copy; rows equal DuckDB's."""
+    query = "SELECT id, region, amount, ordered_at FROM sales.orders ORDER BY id LIMIT 200"
+    expected = duck(sql_lake["lake_sql"], query)
+    with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
+        cur = conn.cursor()
+        for options in ("", " (FORMAT binary)"):
+            with cur.copy(f"COPY ({query}) TO STDOUT{options}") as copy:
+                copy.set_types(["int8", "text", "numeric", "timestamp"])
+                assert list(copy.rows()) == expected, options
+            assert cur.rowcount == len(expected)

@@ -1,7 +1,8 @@
 //! `COPY ... TO STDOUT`: the copy-out psql's `\copy (query) to 'file'` sends. The statement
 //! is parsed here (a query or a table, then `TO STDOUT` and its options, in both PostgreSQL
-//! spellings); the rows are the query's text values, escaped by pgwire's `CopyEncoder`. COPY to
-//! or from anything but the client (server files, programs) stays refused.
+//! spellings); the rows are the query's values (text, or binary for `FORMAT binary`) written as
+//! COPY data by pgwire's `CopyEncoder`. COPY to or from anything but the client (server files,
+//! programs) stays refused.
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct CopyOut {
 pub enum CopyFormat {
     Text,
     Csv,
+    /// PostgreSQL's binary COPY: each value in its binary wire form.
+    Binary,
 }
 
 /// Parses `COPY {(query) | table [(columns)]} TO STDOUT [[WITH] options]`; None for any other
@@ -110,10 +113,11 @@ pub fn parse(stmt: &str) -> Result<Option<CopyOut>, CopyError> {
                 copy.format = match value(&mut i)?.to_ascii_lowercase().as_str() {
                     "csv" => CopyFormat::Csv,
                     "text" => CopyFormat::Text,
+                    "binary" => CopyFormat::Binary,
                     other => return Err(unsupported(&format!("FORMAT {other}"))),
                 }
             }
-            "BINARY" => return Err(unsupported("BINARY")),
+            "BINARY" => copy.format = CopyFormat::Binary,
             "HEADER" => {
                 copy.header = match options.get(i + 1).map(|w| w.to_ascii_lowercase()) {
                     Some(w) if matches!(w.as_str(), "true" | "on" | "1") => {
@@ -134,16 +138,22 @@ pub fn parse(stmt: &str) -> Result<Option<CopyOut>, CopyError> {
         }
         i += 1;
     }
-    if copy.header && copy.format == CopyFormat::Text {
+    if copy.header && copy.format != CopyFormat::Csv {
         return Err(bad("COPY HEADER is available only in CSV mode"));
     }
     Ok(Some(copy))
 }
 
 impl CopyOut {
-    /// The encoder for a result with `fields` (all sent as text).
+    /// Whether rows are copied in binary (COPY's format code 1).
+    pub fn binary(&self) -> bool {
+        self.format == CopyFormat::Binary
+    }
+
+    /// The encoder for a result with `fields`.
     pub fn encoder(&self, fields: Arc<Vec<FieldInfo>>) -> CopyEncoder {
         match self.format {
+            CopyFormat::Binary => CopyEncoder::new_binary(fields),
             CopyFormat::Text => {
                 let mut o = CopyTextOptions::default();
                 if let Some(d) = &self.delimiter {
@@ -171,7 +181,8 @@ impl CopyOut {
     }
 }
 
-/// The schema the encoder writes: every column as text (the rows are text already).
+/// The schema the encoder writes: the rows are encoded already, so every column is passed on
+/// as its bytes.
 pub fn text_fields(names: &[String]) -> Arc<Vec<FieldInfo>> {
     Arc::new(names.iter().map(|n| FieldInfo::new(n.clone(), None, None, Type::TEXT, FieldFormat::Text)).collect())
 }
@@ -208,8 +219,9 @@ pub fn with_header(
     })
 }
 
-/// Re-encodes a text-format `DataRow` (length-prefixed fields, -1 for NULL) as one COPY line.
-pub fn line(encoder: &mut CopyEncoder, row: &DataRow) -> PgWireResult<CopyData> {
+/// Re-encodes a `DataRow` (length-prefixed fields, -1 for NULL; binary values when `binary`,
+/// else text) as one COPY line.
+pub fn line(encoder: &mut CopyEncoder, row: &DataRow, binary: bool) -> PgWireResult<CopyData> {
     let mut data = row.data.as_ref();
     for _ in 0..row.field_count {
         let (len, rest) = data.split_at_checked(4).ok_or_else(|| QueryError::Encode("truncated row".into()))?;
@@ -218,14 +230,19 @@ pub fn line(encoder: &mut CopyEncoder, row: &DataRow) -> PgWireResult<CopyData> 
             Ok(n) => {
                 let (v, rest) = rest.split_at_checked(n).ok_or_else(|| QueryError::Encode("truncated row".into()))?;
                 data = rest;
-                Some(std::str::from_utf8(v).map_err(|e| QueryError::Encode(e.to_string()))?)
+                Some(v)
             }
             Err(_) => {
                 data = rest;
                 None
             }
         };
-        encoder.encode_field(&value)?;
+        if binary {
+            encoder.encode_field(&value)?;
+        } else {
+            let text = value.map(std::str::from_utf8).transpose().map_err(|e| QueryError::Encode(e.to_string()))?;
+            encoder.encode_field(&text)?;
+        }
     }
     Ok(encoder.take_copy())
 }
@@ -350,7 +367,7 @@ mod tests {
         assert_eq!(parse("COPY (SELECT 1) TO '/tmp/x'").expect("parsed"), None);
         assert_eq!(parse("COPY t FROM STDIN").expect("parsed"), None);
         assert_eq!(parse("COPY t TO PROGRAM 'sh'").expect("parsed"), None);
-        assert!(parse("COPY t TO STDOUT (FORMAT binary)").is_err());
+        assert!(parse("COPY t TO STDOUT (FORMAT parquet)").is_err());
         assert!(parse("COPY t TO STDOUT HEADER").is_err());
     }
 }

@@ -178,14 +178,17 @@ impl ClientHandler {
         Ok(Response::Query(QueryResponse::new(fields, rows)))
     }
 
-    /// Runs the copied query (values as text) and answers with its rows as COPY lines.
+    /// Runs the copied query and answers with its rows as COPY data.
     async fn copy_out(&self, copy: &CopyOut) -> Result<Response, QueryError> {
-        let (columns, rows) = self.start(pg_compat::rewrite(&copy.query), Vec::new(), ResultFormats::Text).await?;
+        let binary = copy.binary();
+        let formats = if binary { ResultFormats::Binary } else { ResultFormats::Text };
+        let (columns, rows) = self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats).await?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let mut encoder = copy.encoder(copy::text_fields(&names));
         let header = if copy.header { Some(copy::header(&mut encoder, &names)?) } else { None };
-        let lines = futures::StreamExt::map(rows, move |row| row.and_then(|r| copy::line(&mut encoder, &r)));
-        Ok(Response::CopyOut(CopyResponse::new(0, names.len(), copy::with_header(header, lines))))
+        let lines = futures::StreamExt::map(rows, move |row| row.and_then(|r| copy::line(&mut encoder, &r, binary)));
+        let data = copy::with_header(header, lines);
+        Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), names.len(), data)))
     }
 
     /// Starts `sql` on the session thread and returns its columns and rows as a stream; a
