@@ -11,7 +11,7 @@ use arrow::datatypes::{
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta};
+use chrono::{DateTime, NaiveTime, TimeDelta};
 use duckdb::core::LogicalTypeId;
 use pg_interval::Interval;
 use pgwire::api::Type;
@@ -203,7 +203,7 @@ impl<'a> Renderer<'a> {
             }
             DataType::Date32 => {
                 let days = a.as_primitive::<Date32Type>().value(row);
-                let date = NaiveDate::default().checked_add_signed(TimeDelta::days(i64::from(days)));
+                let date = DateTime::UNIX_EPOCH.date_naive().checked_add_signed(TimeDelta::days(i64::from(days)));
                 to_sql(&date.ok_or("date out of range")?, &Type::DATE, buf)?;
             }
             DataType::Time64(TimeUnit::Microsecond) => {

@@ -42,13 +42,18 @@ fn value(portal: &Portal<Statement>, i: usize) -> Result<Value, QueryError> {
         Type::FLOAT8 => decode::<f64>(portal, i, &declared)?.map_or(Value::Null, Value::Double),
         Type::NUMERIC => match decode::<Decimal>(portal, i, &declared)? {
             None => Value::Null,
-            Some(d) => duckdb::types::Decimal::new(38, u8::try_from(d.scale()).unwrap_or(28), d.mantissa())
-                .map(Value::Decimal)
-                .map_err(|e| bad(e.to_string()))?,
+            Some(d) => {
+                let scale = u8::try_from(d.scale()).map_err(|e| bad(e.to_string()))?;
+                Value::Decimal(duckdb::types::Decimal::new(38, scale, d.mantissa()).map_err(|e| bad(e.to_string()))?)
+            }
         },
-        Type::DATE => decode::<NaiveDate>(portal, i, &declared)?.map_or(Value::Null, |d| {
-            Value::Date32(d.signed_duration_since(NaiveDate::default()).num_days().try_into().unwrap_or(i32::MAX))
-        }),
+        Type::DATE => match decode::<NaiveDate>(portal, i, &declared)? {
+            None => Value::Null,
+            Some(d) => {
+                let days = d.signed_duration_since(DateTime::UNIX_EPOCH.date_naive()).num_days();
+                Value::Date32(i32::try_from(days).map_err(|e| bad(e.to_string()))?)
+            }
+        },
         Type::TIMESTAMP => decode::<NaiveDateTime>(portal, i, &declared)?
             .map_or(Value::Null, |t| Value::Timestamp(TimeUnit::Microsecond, t.and_utc().timestamp_micros())),
         Type::TIMESTAMPTZ => decode::<DateTime<FixedOffset>>(portal, i, &declared)?
