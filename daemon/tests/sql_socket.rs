@@ -57,13 +57,23 @@ async fn queries_equal_duckdb_reading_the_lake() {
             rows.into_iter().map(|r| r.into_iter().map(|v| v.unwrap_or_else(|| "NULL".into())).collect()).collect();
         assert_eq!(got, expected.rows, "{sql}");
     }
-    // extended protocol with a parameter and typed results. DuckDB does not report parameter
-    // types, so untyped parameters are described as text: the client sends text, DuckDB casts.
+    // extended protocol with a parameter and typed results: a parameter the SQL casts is
+    // described with the cast's type, so the client sends an i64
     let rows =
-        client.query("SELECT id FROM sales.orders WHERE id < $1::BIGINT ORDER BY id", &[&"5"]).await.expect("query");
+        client.query("SELECT id FROM sales.orders WHERE id < $1::BIGINT ORDER BY id", &[&5_i64]).await.expect("query");
     let ids: Vec<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).collect();
     let expected = query_text(server.latest(), "SELECT id FROM sales.orders WHERE id < 5 ORDER BY id").expect("duckdb");
     assert_eq!(ids.iter().map(i64::to_string).collect::<Vec<_>>(), expected.rows.concat());
+    // DuckDB does not report parameter types, so other parameters are described as text: the
+    // client sends text, DuckDB casts
+    let text: Vec<i64> = client
+        .query("SELECT id FROM sales.orders WHERE id < $1 ORDER BY id", &[&"5"])
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(text, ids);
     // parameters the client types are decoded by that type (binary here)
     let stmt = client
         .prepare_typed("SELECT id FROM sales.orders WHERE id < $1 ORDER BY id", &[tokio_postgres::types::Type::INT8])

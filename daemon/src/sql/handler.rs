@@ -437,8 +437,8 @@ impl ExtendedQueryHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let count = parameter_count(&target.statement).max(target.parameter_types.len());
-        let types: Vec<Type> = (0..count).map(|i| params::described_type(&target.parameter_types, i)).collect();
+        let types = params::described(target);
+        let count = types.len();
         let fields = match &target.statement {
             Statement::Query(sql) => {
                 self.describe(&pg_compat::rewrite(sql), vec![Value::Null; count], ResultFormats::Text).await?
@@ -480,26 +480,6 @@ impl ExtendedQueryHandler for ClientHandler {
         let formats = result_formats(&portal.result_column_format);
         Ok(self.respond(&portal.statement.statement, params, formats).await?)
     }
-}
-
-/// The highest `$n` in a statement (its parameter count as PostgreSQL numbers them).
-fn parameter_count(stmt: &Statement) -> usize {
-    let Statement::Query(sql) = stmt else { return 0 };
-    let bytes = sql.as_bytes();
-    let mut max = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'$' {
-            let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                max = max.max(n);
-            }
-            i += 1 + digits.len();
-        } else {
-            i += 1;
-        }
-    }
-    max
 }
 
 /// Hands pgwire the same handler for every role of one connection.

@@ -1,17 +1,19 @@
-//! Bound parameters of the extended protocol: each value is decoded by the type the client
-//! declared for it (in Parse) and the format it chose (in Bind), through pgwire's decoders
-//! (`FromSql` for binary, `FromSqlText` for text), into the DuckDB value bound to `$n`.
+//! Bound parameters of the extended protocol: each value is decoded by its parameter's type and
+//! the format the client chose (in Bind), through pgwire's decoders (`FromSql` for binary,
+//! `FromSqlText` for text), into the DuckDB value bound to `$n`.
 //!
-//! DuckDB resolves a parameter's type only when the statement is bound, and its API does not
-//! report it after a prepare, so the server cannot infer parameter types: the client's declared
-//! types are the types. Parameters the client leaves untyped are described as `text`; their text
-//! is bound as a string, which DuckDB casts to whatever the query compares it with.
+//! A parameter's type is the one the client declared (in Parse), else the one the SQL casts it to
+//! (`$1::BIGINT`, `CAST($1 AS DATE)`). DuckDB resolves parameter types only when a statement is
+//! bound, and its API does not report them after a prepare, so the server cannot infer more:
+//! other parameters are described as `text`, and their text is bound as a string, which DuckDB
+//! casts to whatever the query compares it with.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use duckdb::types::{TimeUnit, Value};
 use pg_interval::Interval;
 use pgwire::api::Type;
 use pgwire::api::portal::Portal;
+use pgwire::api::stmt::StoredStatement;
 use pgwire::error::PgWireError;
 use pgwire::types::FromSqlText;
 use postgres_types::FromSqlOwned;
@@ -20,18 +22,130 @@ use rust_decimal::Decimal;
 use super::error::QueryError;
 use super::statement::Statement;
 
-/// The type announced for parameter `index` of a statement: the client's, or `text`.
-pub fn described_type(declared: &[Option<Type>], index: usize) -> Type {
-    declared.get(index).cloned().flatten().filter(|t| *t != Type::UNKNOWN).unwrap_or(Type::TEXT)
+/// Type names a cast may spell, longest first where one starts another, and the PostgreSQL type
+/// a parameter cast to it is described as (DuckDB's `FLOAT` is four bytes).
+const CAST_TYPES: &[(&str, Type)] = &[
+    ("timestamp with time zone", Type::TIMESTAMPTZ),
+    ("timestamptz", Type::TIMESTAMPTZ),
+    ("timestamp", Type::TIMESTAMP),
+    ("datetime", Type::TIMESTAMP),
+    ("time", Type::TIME),
+    ("date", Type::DATE),
+    ("interval", Type::INTERVAL),
+    ("double precision", Type::FLOAT8),
+    ("double", Type::FLOAT8),
+    ("float8", Type::FLOAT8),
+    ("float4", Type::FLOAT4),
+    ("float", Type::FLOAT4),
+    ("real", Type::FLOAT4),
+    ("bigint", Type::INT8),
+    ("int8", Type::INT8),
+    ("integer", Type::INT4),
+    ("int4", Type::INT4),
+    ("int", Type::INT4),
+    ("smallint", Type::INT2),
+    ("int2", Type::INT2),
+    ("boolean", Type::BOOL),
+    ("bool", Type::BOOL),
+    ("numeric", Type::NUMERIC),
+    ("decimal", Type::NUMERIC),
+    ("uuid", Type::UUID),
+    ("text", Type::TEXT),
+    ("varchar", Type::VARCHAR),
+    ("bytea", Type::BYTEA),
+    ("blob", Type::BYTEA),
+];
+
+/// The type of each parameter of `stmt` (`$1` first): declared, else cast to, else unknown.
+pub fn types(stmt: &StoredStatement<Statement>) -> Vec<Option<Type>> {
+    let casts = match &stmt.statement {
+        Statement::Query(sql) => casts(sql),
+        _ => Vec::new(),
+    };
+    let declared = |i: usize| stmt.parameter_types.get(i).cloned().flatten().filter(|t| *t != Type::UNKNOWN);
+    (0..casts.len().max(stmt.parameter_types.len()))
+        .map(|i| declared(i).or_else(|| casts.get(i).cloned().flatten()))
+        .collect()
+}
+
+/// The parameter types announced for `stmt` (ParameterDescription): unknown ones as `text`.
+pub fn described(stmt: &StoredStatement<Statement>) -> Vec<Type> {
+    types(stmt).into_iter().map(|t| t.unwrap_or(Type::TEXT)).collect()
+}
+
+/// For each `$n` up to the highest one in `sql` (outside quotes), the type it is cast to, if any.
+fn casts(sql: &str) -> Vec<Option<Type>> {
+    let bytes = sql.as_bytes();
+    let mut out: Vec<Option<Type>> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => i = quoted_end(bytes, i),
+            b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let end = i + 1 + bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let Ok(n) = sql[i + 1..end].parse::<usize>() else { break };
+                if n == 0 {
+                    i = end;
+                    continue;
+                }
+                if out.len() < n {
+                    out.resize(n, None);
+                }
+                let rest = sql[end..].trim_start();
+                let before = sql[..i].trim_end().to_ascii_lowercase();
+                let target = if let Some(t) = rest.strip_prefix("::") {
+                    Some(t)
+                } else if before.ends_with("cast(") && rest.len() > 3 && rest[..3].eq_ignore_ascii_case("as ") {
+                    Some(&rest[3..])
+                } else {
+                    None
+                };
+                if out[n - 1].is_none() {
+                    out[n - 1] = target.and_then(cast_type);
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// The type a cast's target text starts with (not an array of it).
+fn cast_type(target: &str) -> Option<Type> {
+    let target = target.trim_start().to_ascii_lowercase();
+    CAST_TYPES.iter().find_map(|(name, t)| {
+        let after = target.strip_prefix(name)?;
+        let boundary = !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        let array = after.trim_start().starts_with('[');
+        (boundary && !array).then(|| t.clone())
+    })
+}
+
+fn quoted_end(bytes: &[u8], i: usize) -> usize {
+    let quote = bytes[i];
+    let mut j = i + 1;
+    while j < bytes.len() {
+        if bytes[j] == quote {
+            if bytes.get(j + 1) == Some(&quote) {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    bytes.len()
 }
 
 /// Every parameter of `portal` as the DuckDB value to bind.
 pub fn values(portal: &Portal<Statement>) -> Result<Vec<Value>, QueryError> {
-    (0..portal.parameter_len()).map(|i| value(portal, i)).collect()
+    let types = types(&portal.statement);
+    (0..portal.parameter_len()).map(|i| value(portal, &types, i)).collect()
 }
 
-fn value(portal: &Portal<Statement>, i: usize) -> Result<Value, QueryError> {
-    let declared = portal.statement.parameter_types.get(i).cloned().flatten().unwrap_or(Type::UNKNOWN);
+fn value(portal: &Portal<Statement>, types: &[Option<Type>], i: usize) -> Result<Value, QueryError> {
+    let declared = types.get(i).cloned().flatten().unwrap_or(Type::UNKNOWN);
     let bad = |message: String| QueryError::Parameter { index: i + 1, message };
     Ok(match declared {
         Type::BOOL => decode::<bool>(portal, i, &declared)?.map_or(Value::Null, Value::Boolean),
@@ -128,6 +242,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn casts_type_parameters() {
+        let sql = "SELECT $1::BIGINT, '$2::date', CAST( $3 AS DATE), $4 :: timestamp with time zone, \
+                   $5::INT[], $6, $7::decimal(10, 2), $3::text";
+        assert_eq!(
+            casts(sql),
+            [Some(Type::INT8), None, Some(Type::DATE), Some(Type::TIMESTAMPTZ), None, None, Some(Type::NUMERIC)]
+        );
+        assert_eq!(casts("SELECT $2"), [None, None]);
+    }
 
     #[test]
     fn pgjdbc_dates_get_a_time() {
