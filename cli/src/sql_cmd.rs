@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
-use warmlake_daemon::sql::{SqlConfig, SqlLake, serve};
+use warmlake_daemon::sql::{SqlConfig, SqlLake, TcpConfig, serve};
 use warmlake_daemon::view_sql::lake_script;
 
 #[derive(Args)]
@@ -22,6 +22,12 @@ pub struct ServeSqlArgs {
     /// Serve this snapshot instead of the latest.
     #[arg(long)]
     snapshot: Option<i64>,
+    /// Also listen on 127.0.0.1:PORT over TCP (for JDBC), with a password (SCRAM-SHA-256).
+    #[arg(long, requires = "password")]
+    tcp_port: Option<u16>,
+    /// The TCP clients' password.
+    #[arg(long, env = "WARMLAKE_SQL_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
 }
 
 pub fn run(args: ServeSqlArgs) -> anyhow::Result<()> {
@@ -36,6 +42,7 @@ pub fn run(args: ServeSqlArgs) -> anyhow::Result<()> {
     let lake = SqlLake { snapshot: id, script: lake_script(&snap, &|k| format!("{root}{k}")) };
     let mut config = SqlConfig::new(args.socket_dir, vec![PathBuf::from(&root)]);
     config.port = args.port;
+    config.tcp = args.tcp_port.zip(args.password).map(|(port, password)| TcpConfig { port, password });
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(lake));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -3,20 +3,29 @@
 //!
 //! - `engine`: the one DuckDB database, locked down to the lake's folders, holding the views
 //! - `session`: one DuckDB connection per client on a thread of its own, streaming rows
-//! - `handler`: the pgwire protocol side (startup and peer check, queries, cancel)
+//! - `handler`: the pgwire protocol side (startup, queries, cancel)
+//! - `auth`: SCRAM-SHA-256 for the optional TCP listener
+//! - `params`: bound parameters, decoded by their declared type into DuckDB values
 //! - `statement`: splitting and classifying what clients send (session commands, refusals)
+//! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as COPY data
 //! - `settings`: `SET`/`SHOW` per session
 //! - `encode`: DuckDB (Arrow) values as PostgreSQL text and binary
+//! - `pg_compat`: catalog queries DuckDB's `pg_catalog` cannot run, rewritten onto macros
 //! - `error`: failures and their SQLSTATEs
 //!
 //! The socket follows libpq's naming, `<socket_dir>/.s.PGSQL.<port>`, in a 0700 folder, and
 //! only the Unix user running the daemon may connect (the peer's uid is checked on every
-//! connection). `serve` runs until its shutdown future completes.
+//! connection). For clients that cannot use a Unix socket (JDBC), a TCP listener on 127.0.0.1
+//! can be enabled; it asks for a password (SCRAM-SHA-256). `serve` runs until its shutdown
+//! future completes.
 
+mod auth;
+mod copy;
 mod encode;
 mod engine;
 mod error;
 mod handler;
+mod params;
 mod pg_compat;
 mod session;
 mod settings;
@@ -29,7 +38,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use tokio::net::UnixListener;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,6 +48,7 @@ use tokio_util::task::TaskTracker;
 pub use error::{QueryError, SqlError};
 pub use settings::SERVER_VERSION;
 
+use auth::ScramPassword;
 use engine::Engine;
 use handler::{CancelRegistry, ClientHandler, Handlers, Shared};
 use session::Session;
@@ -70,6 +82,24 @@ pub struct SqlConfig {
     /// DuckDB's `memory_limit` for all sessions together (e.g. "2GB"); DuckDB's default
     /// (80% of RAM) when None.
     pub memory_limit: Option<String>,
+    /// A TCP listener on 127.0.0.1 as well; off by default, since any local user can reach a
+    /// TCP port and only the password then stands between them and the lake.
+    pub tcp: Option<TcpConfig>,
+}
+
+/// The optional TCP listener: loopback only, SCRAM-SHA-256 with one password.
+#[derive(Clone)]
+pub struct TcpConfig {
+    /// Port on 127.0.0.1; 0 picks a free one ([`SqlServer::tcp_addr`] tells which).
+    pub port: u16,
+    /// The password every TCP client must give (any user name is accepted).
+    pub password: String,
+}
+
+impl std::fmt::Debug for TcpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpConfig").field("port", &self.port).field("password", &"<redacted>").finish()
+    }
 }
 
 impl SqlConfig {
@@ -82,6 +112,7 @@ impl SqlConfig {
             max_connections: 64,
             statement_timeout: None,
             memory_limit: None,
+            tcp: None,
         }
     }
 
@@ -95,6 +126,8 @@ impl SqlConfig {
 pub struct SqlServer {
     config: SqlConfig,
     listener: UnixListener,
+    /// The TCP listener and the password's SCRAM verifier, when TCP is enabled.
+    tcp: Option<(TcpListener, Arc<ScramPassword>)>,
     engine: Arc<Engine>,
     lake: watch::Receiver<Arc<SqlLake>>,
     snapshot: Arc<AtomicI64>,
@@ -124,23 +157,40 @@ impl SqlServer {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(listen_err)?;
         // the socket's owner is the daemon's user: the only one allowed in
         let owner_uid = std::fs::metadata(&path).map_err(listen_err)?.uid();
+        let tcp = match &config.tcp {
+            None => None,
+            Some(t) => {
+                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, t.port));
+                let listener = TcpListener::bind(addr).await.map_err(|source| SqlError::ListenTcp { addr, source })?;
+                let password = t.password.clone();
+                let verifier = tokio::task::spawn_blocking(move || ScramPassword::new(&password))
+                    .await
+                    .map_err(|_| SqlError::EngineGone)?;
+                Some((listener, Arc::new(verifier)))
+            }
+        };
         let snapshot = Arc::new(AtomicI64::new(lake.borrow().snapshot));
-        Ok(Self { config, listener, engine: Arc::new(engine), lake, snapshot, owner_uid })
+        Ok(Self { config, listener, tcp, engine: Arc::new(engine), lake, snapshot, owner_uid })
     }
 
     pub fn socket_path(&self) -> PathBuf {
         self.config.socket_path()
     }
 
+    /// Where the TCP listener is bound, when TCP is enabled.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then closes every connection (a running statement
     /// stops at its next batch) and removes the socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), SqlError> {
-        let SqlServer { config, listener, engine, mut lake, snapshot, owner_uid } = self;
+        let SqlServer { config, listener, tcp, engine, mut lake, snapshot, owner_uid } = self;
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let shared = Arc::new(Shared {
             cancels: Arc::new(CancelRegistry::default()),
-            pids: Default::default(),
+            pids: Arc::new(Default::default()),
             statement_timeout: config.statement_timeout,
             snapshot: snapshot.clone(),
         });
@@ -172,29 +222,46 @@ impl SqlServer {
                 _ = &mut shutdown => break,
                 p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             };
-            let stream = tokio::select! {
+            let accepted = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "SQL socket accept failed");
-                        continue;
-                    }
-                },
+                accepted = listener.accept() => accepted.map(|(stream, _)| Peer::Unix(stream)),
+                accepted = accept_tcp(tcp.as_ref()) => accepted.map(|(stream, _)| Peer::Tcp(stream)),
+            };
+            let peer = match accepted {
+                Ok(peer) => peer,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SQL socket accept failed");
+                    continue;
+                }
             };
             let (engine, shared, token) = (engine.clone(), shared.clone(), token.clone());
+            let password = tcp.as_ref().map(|(_, p)| p.clone());
             tracker.spawn(async move {
                 let _permit = permit;
-                let session = open_session(&stream, owner_uid, engine).await;
                 let cancels = shared.cancels.clone();
-                let handlers = Handlers { client: Arc::new(ClientHandler::new(shared, session)), cancels };
-                tokio::select! {
-                    _ = token.cancelled() => {}
-                    r = pgwire::tokio::process_socket_unix(stream, handlers) => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, "SQL connection ended with an error");
+                let served = match peer {
+                    Peer::Unix(stream) => {
+                        let session = match peer_refusal(&stream, owner_uid) {
+                            Some(refusal) => Err(refusal),
+                            None => open_session(engine).await,
+                        };
+                        let client = Arc::new(ClientHandler::new(shared, session, None));
+                        tokio::select! {
+                            _ = token.cancelled() => Ok(()),
+                            r = pgwire::tokio::process_socket_unix(stream, Handlers { client, cancels }) => r,
                         }
                     }
+                    Peer::Tcp(stream) => {
+                        let session = open_session(engine).await;
+                        let client = Arc::new(ClientHandler::new(shared, session, password));
+                        tokio::select! {
+                            _ = token.cancelled() => Ok(()),
+                            r = pgwire::tokio::process_socket(stream, None, Handlers { client, cancels }) => r,
+                        }
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "SQL connection ended with an error");
                 }
             });
         }
@@ -215,14 +282,39 @@ pub async fn serve(
     SqlServer::bind(config, lake).await?.run(shutdown).await
 }
 
-/// A session for a peer running as `owner_uid`, or the reason the peer is refused.
-async fn open_session(stream: &tokio::net::UnixStream, owner_uid: u32, engine: Arc<Engine>) -> Result<Session, String> {
-    let uid = stream.peer_cred().map_err(|e| format!("cannot identify the connecting process: {e}"))?.uid();
-    if uid != owner_uid {
-        return Err(format!(
-            "warmlake serves the lake only to its own Unix user (uid {owner_uid}); this connection comes from uid {uid}"
-        ));
+/// A connection, by where it came from.
+enum Peer {
+    /// Admitted by the peer's uid.
+    Unix(tokio::net::UnixStream),
+    /// Admitted by SCRAM at startup.
+    Tcp(tokio::net::TcpStream),
+}
+
+/// The next TCP connection, or never when TCP is off.
+async fn accept_tcp(
+    tcp: Option<&(TcpListener, Arc<ScramPassword>)>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match tcp {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
     }
+}
+
+/// Why a Unix peer is refused: it does not run as `owner_uid` (or cannot be identified).
+fn peer_refusal(stream: &tokio::net::UnixStream, owner_uid: u32) -> Option<String> {
+    let uid = match stream.peer_cred() {
+        Ok(cred) => cred.uid(),
+        Err(e) => return Some(format!("cannot identify the connecting process: {e}")),
+    };
+    (uid != owner_uid).then(|| {
+        format!(
+            "warmlake serves the lake only to its own Unix user (uid {owner_uid}); this connection comes from uid {uid}"
+        )
+    })
+}
+
+/// A session on its own DuckDB connection, or why there is none.
+async fn open_session(engine: Arc<Engine>) -> Result<Session, String> {
     tokio::task::spawn_blocking(move || {
         let conn = engine.connect().map_err(|e| e.to_string())?;
         Session::start(conn).map_err(|e| format!("cannot start a session: {e}"))

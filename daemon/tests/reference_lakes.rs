@@ -2,45 +2,29 @@
 //! read through warmlake's catalog reader and view SQL, equals the extension's own answer.
 
 mod fixtures;
+mod reference_support;
 
+use reference_support::{expected_answers, open_lake};
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
 use warmlake_daemon::governance::MirrorScrub;
 use warmlake_daemon::mirror::Mirror;
 use warmlake_daemon::view_sql::table_select;
 
-fn open_lake(name: &str) -> CatalogReader {
-    let lake = fixtures::root().join("reference").join(name);
-    let location = CatalogLocation::parse(&lake.join("catalog.ducklake").to_string_lossy());
-    let reader = CatalogReader::open(&location, None).expect("reference catalog opens");
-    assert_eq!(reader.features().version, "1.0");
-    reader
-}
-
 /// Compares every expected answer of lake `name` with what `reader` (the lake's catalog, or a
 /// mirror of it) gives.
 fn check_lake(name: &str, reader: &CatalogReader) -> usize {
-    let lake = fixtures::root().join("reference").join(name);
     let root = reader.data_root().to_string();
     let db = duckdb::Connection::open_in_memory().expect("duckdb");
     let mut checked = 0;
-    let mut expected: Vec<_> = std::fs::read_dir(lake.join("expected"))
-        .expect("expected dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    expected.sort();
-    for path in expected {
-        let stem = path.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
-        let (qualified, snap) = stem.split_once('@').expect("name@snapshot");
-        let (schema, table) = qualified.split_once('.').expect("schema.table");
-        let snapshot: i64 = snap.parse().expect("snapshot id");
+    for expected in expected_answers(name) {
+        let (stem, snapshot) = (&expected.stem, expected.snapshot);
         let lake_at = reader.read_snapshot(snapshot).expect("snapshot reads");
-        let def = lake_at.table(schema, table).unwrap_or_else(|| panic!("{stem}: table missing"));
+        let def = lake_at.table(&expected.schema, &expected.table).unwrap_or_else(|| panic!("{stem}: table missing"));
         let url = |k: &warmlake_daemon::lake_path::LakeKey| format!("{root}{k}");
         let select = table_select(def, snapshot, &url).expect("view sql");
         db.execute_batch(&format!("CREATE OR REPLACE TEMP VIEW v AS {select}"))
             .unwrap_or_else(|e| panic!("{stem}: {e}\n{select}"));
-        fixtures::assert_equals_expected(&db, "v", &path, &stem);
+        fixtures::assert_equals_expected(&db, "v", &expected.path, stem);
         checked += 1;
     }
     checked

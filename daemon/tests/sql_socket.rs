@@ -5,11 +5,11 @@
 mod sql_support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
 
-use sql_support::{TestServer, client_available, psql, sql_lake};
+use sql_support::{TestServer, client_available, psql};
 use tokio_postgres::SimpleQueryMessage;
 use warmlake_daemon::local_query::query_text;
+use warmlake_daemon::sql::TcpConfig;
 
 /// The text rows of a simple query.
 async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
@@ -57,13 +57,30 @@ async fn queries_equal_duckdb_reading_the_lake() {
             rows.into_iter().map(|r| r.into_iter().map(|v| v.unwrap_or_else(|| "NULL".into())).collect()).collect();
         assert_eq!(got, expected.rows, "{sql}");
     }
-    // extended protocol with a parameter and typed results. Parameters are described as text
-    // (the server does not infer their types yet), so the client sends text and the SQL casts.
+    // extended protocol with a parameter and typed results: a parameter the SQL casts is
+    // described with the cast's type, so the client sends an i64
     let rows =
-        client.query("SELECT id FROM sales.orders WHERE id < $1::BIGINT ORDER BY id", &[&"5"]).await.expect("query");
+        client.query("SELECT id FROM sales.orders WHERE id < $1::BIGINT ORDER BY id", &[&5_i64]).await.expect("query");
     let ids: Vec<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).collect();
     let expected = query_text(server.latest(), "SELECT id FROM sales.orders WHERE id < 5 ORDER BY id").expect("duckdb");
     assert_eq!(ids.iter().map(i64::to_string).collect::<Vec<_>>(), expected.rows.concat());
+    // DuckDB does not report parameter types, so other parameters are described as text: the
+    // client sends text, DuckDB casts
+    let text: Vec<i64> = client
+        .query("SELECT id FROM sales.orders WHERE id < $1 ORDER BY id", &[&"5"])
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(text, ids);
+    // parameters the client types are decoded by that type (binary here)
+    let stmt = client
+        .prepare_typed("SELECT id FROM sales.orders WHERE id < $1 ORDER BY id", &[tokio_postgres::types::Type::INT8])
+        .await
+        .expect("prepare");
+    let typed: Vec<i64> = client.query(&stmt, &[&5_i64]).await.expect("query").iter().map(|r| r.get(0)).collect();
+    assert_eq!(typed, ids);
     server.stop().await;
 }
 
@@ -174,6 +191,28 @@ async fn statement_timeout_stops_a_query() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cancel_request_stops_a_query() {
+    let server = TestServer::start(|_| {}).await;
+    let client = server.client().await;
+    let token = client.cancel_token();
+    let query = failure(&client, "SELECT sum(i) FROM range(10000000000) t(i)");
+    tokio::pin!(query);
+    // A CancelRequest reaching the server between statements does nothing (as in PostgreSQL),
+    // so cancel until the query ends; it cannot end otherwise.
+    let (code, message) = loop {
+        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+        if let Ok(failed) = tokio::time::timeout(std::time::Duration::from_millis(50), &mut query).await {
+            break failed;
+        }
+    };
+    assert_eq!(code, "57014", "{message}");
+    assert!(message.contains("user request"), "{message}");
+    // the session goes on
+    assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn transactions_report_their_status_and_snapshots_swap_between_statements() {
     let server = TestServer::start(|_| {}).await;
     let client = server.client().await;
@@ -192,21 +231,39 @@ async fn transactions_report_their_status_and_snapshots_swap_between_statements(
         .map(|s| (s, query_text(s, "SELECT count(*) FROM sales.orders").expect("duckdb").rows[0][0].clone()))
         .find(|(_, n)| *n != before)
         .expect("a snapshot with other orders");
-    let mut changed = server.lake.subscribe();
-    server.lake.send(Arc::new(sql_lake(older))).expect("publish");
-    changed.borrow_and_update();
-    loop {
-        let shown = simple_rows(&client, "SHOW warmlake.snapshot").await;
-        if shown == [[Some(older.snapshot.id.to_string())]] {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    server.publish(&client, older).await;
     assert_eq!(count(simple_rows(&client, "SELECT count(*) FROM sales.orders").await), expected);
     let mut c = server.client().await;
     let tx = c.transaction().await.expect("begin");
     tx.simple_query("SELECT 1").await.expect("in transaction");
     tx.commit().await.expect("commit");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_is_off_unless_configured() {
+    let server = TestServer::start(|_| {}).await;
+    assert!(server.config.tcp.is_none());
+    assert_eq!(server.tcp_addr, None, "no TCP listener is bound by default");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_requires_the_password() {
+    let server = TestServer::start(|c| c.tcp = Some(TcpConfig { port: 0, password: "correct horse".to_owned() })).await;
+    let addr = server.tcp_addr.expect("TCP listener");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let client = server.tcp_client(Some("correct horse")).await.expect("the right password is accepted");
+    let expected = query_text(server.latest(), "SELECT count(*) FROM sales.orders").expect("duckdb");
+    assert_eq!(simple_rows(&client, "SELECT count(*) FROM sales.orders").await, [[Some(expected.rows[0][0].clone())]]);
+    for wrong in [Some("battery staple"), Some(""), None] {
+        let err = server.tcp_client(wrong).await.err().unwrap_or_else(|| panic!("{wrong:?} must be refused"));
+        match err.as_db_error() {
+            Some(db) => assert_eq!(db.code().code(), "28P01", "{wrong:?}: {db}"),
+            // without a password the client gives up before the server answers
+            None => assert!(wrong.is_none(), "{wrong:?}: {err}"),
+        }
+    }
     server.stop().await;
 }
 
@@ -224,17 +281,45 @@ async fn psql_reads_the_lake() {
     let (out, err, ok) = psql(&server, &["-c", "\\dt"]);
     assert!(ok, "\\dt: {err}");
     assert!(out.contains("sales|orders"), "\\dt: {out}");
-    // `\d table` needs pg_class columns DuckDB's pg_catalog lacks (relforcerowsecurity, ...):
-    // not supported yet, and it fails with an error rather than wrong output.
-    let (_, err, ok) = psql(&server, &["-c", "\\d sales.orders"]);
-    assert!(!ok && err.contains("ERROR"), "\\d: {err}");
+    // `\d table`: the columns with their types as PostgreSQL names them (and as results
+    // announce them), in the table's order
+    let (out, err, ok) = psql(&server, &["-c", "\\d sales.orders"]);
+    assert!(ok, "\\d: {err}");
+    let columns: Vec<&str> = out.lines().filter_map(|l| l.strip_suffix("|||")).collect();
+    assert_eq!(
+        columns,
+        [
+            "id|bigint",
+            "customer_id|integer",
+            "region|text",
+            "amount|numeric(12,2)",
+            "ordered_at|timestamp without time zone",
+            "comment|text",
+            "channel|text"
+        ],
+        "\\d: {out}"
+    );
+    let (out, err, ok) = psql(&server, &["-c", "\\dn"]);
+    assert!(ok, "\\dn: {err}");
+    assert!(out.lines().any(|l| l.starts_with("sales|")) && out.lines().any(|l| l.starts_with("web|")), "\\dn: {out}");
+    let (out, err, ok) = psql(&server, &["-c", "\\l"]);
+    assert!(ok && out.lines().count() == 1, "\\l: {out} {err}");
 
-    // `\copy (query) to file` needs the COPY-out protocol, which the socket does not speak yet:
-    // it is refused with a clear error, and nothing is written.
+    // `\copy (query) to file`: COPY ... TO STDOUT, written by psql; the file holds the rows
     let file = server.tmp.path().join("copied.csv");
-    let copy = format!("\\copy (SELECT id FROM sales.orders ORDER BY id LIMIT 3) to '{}' csv", file.display());
-    let (_, err, ok) = psql(&server, &["-c", &copy]);
-    assert!(!ok && err.contains("COPY is not allowed"), "\\copy: {err}");
+    let query = "SELECT id, customer_id, region FROM sales.orders ORDER BY id LIMIT 20";
+    let copy = format!("\\copy ({query}) to '{}' with (format csv, header)", file.display());
+    let (out, err, ok) = psql(&server, &["-c", &copy]);
+    assert!(ok, "\\copy: {err}");
+    assert_eq!(out.trim(), "COPY 20");
+    let expected = query_text(server.latest(), query).expect("duckdb");
+    let mut lines = vec!["id,customer_id,region".to_owned()];
+    lines.extend(expected.rows.iter().map(|r| r.join(",")));
+    assert_eq!(std::fs::read_to_string(&file).expect("copied file"), lines.join("\n") + "\n");
+    // text format: tab-separated, NULL as \N, backslashes escaped
+    let (out, err, ok) = psql(&server, &["-c", "COPY (SELECT 1 AS a, NULL AS b, 'x\\y' AS c) TO STDOUT"]);
+    assert!(ok, "COPY text: {err}");
+    assert_eq!(out, "1\t\\N\tx\\\\y\n");
 
     let (_, err, ok) = psql(&server, &["-c", "SELECT * FROM read_csv('/etc/passwd')"]);
     assert!(!ok && err.contains("Permission"), "{err}");

@@ -1,9 +1,13 @@
 """psycopg 3 against the SQL socket (`warmlake serve-sql`): server-side parameters, typed
 results, a large streamed result, refusals, and answers equal to DuckDB reading the lake."""
 
+import datetime
+import decimal
 import os
 import subprocess
+import threading
 import time
+import uuid
 
 import duckdb
 import pytest
@@ -69,3 +73,87 @@ def test_file_access_is_refused(sql_lake):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("ATTACH '/tmp/x.db' AS x")
         assert conn.execute("SELECT count(*) > 0 FROM sales.orders").fetchone() == (True,)
+
+
+def test_typed_server_side_parameters(sql_lake):
+    """psycopg declares each parameter's type (int8, date, numeric ...) and sends dates in binary;
+    the server decodes them by that type, with and without a named prepared statement."""
+    lake_sql = sql_lake["lake_sql"]
+    cases = [
+        ("SELECT count(*) FROM sales.orders WHERE id < %s", (50,), "id < 50"),
+        ("SELECT count(*) FROM sales.orders WHERE ordered_at >= %s", (datetime.date(2024, 3, 1),),
+         "ordered_at >= DATE '2024-03-01'"),
+        ("SELECT count(*) FROM sales.orders WHERE ordered_at < %s", (datetime.datetime(2024, 3, 1, 12, 30),),
+         "ordered_at < TIMESTAMP '2024-03-01 12:30:00'"),
+        ("SELECT count(*) FROM sales.orders WHERE amount > %s", (decimal.Decimal("100.5"),), "amount > 100.5"),
+        ("SELECT count(*) FROM sales.orders WHERE region = %s AND id > %s", ("eu", 10), "region = 'eu' AND id > 10"),
+    ]
+    with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
+        for sql, params, where in cases:
+            (expected,) = duck(lake_sql, f"SELECT count(*) FROM sales.orders WHERE {where}")[0]
+            for prepare in (False, True):
+                assert conn.execute(sql, params, prepare=prepare).fetchone() == (expected,), (sql, prepare)
+        # values come back with their types
+        row = conn.execute("SELECT %s + 1, %s, %s, %s * 2", (decimal.Decimal("1.5"), datetime.date(2024, 1, 2),
+                                                             True, 1.25)).fetchone()
+        assert row == (decimal.Decimal("2.5"), datetime.date(2024, 1, 2), True, 2.5)
+
+
+BINARY_VALUES = ("SELECT DATE '2024-01-02' AS d, TIME '01:02:03.25' AS t, TIMESTAMP '2024-01-02 03:04:05.5' AS ts, "
+                 "TIMESTAMPTZ '2024-01-02 03:04:05+00' AS tstz, 1.25::DECIMAL(10,2) AS n, "
+                 "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID AS u, INTERVAL '1 year 2 months 3 days 04:05:06.5' AS i, "
+                 "NULL::DATE AS nd")
+
+
+def test_binary_results(sql_lake):
+    """Binary cursors decode date, time, timestamp(tz), numeric, uuid and interval as the text
+    format does, and lake rows read the same in both formats."""
+    utc = datetime.timezone.utc
+    expected = (datetime.date(2024, 1, 2), datetime.time(1, 2, 3, 250000), datetime.datetime(2024, 1, 2, 3, 4, 5, 500000),
+                datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc), decimal.Decimal("1.25"),
+                uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                datetime.timedelta(days=365 + 60 + 3, hours=4, minutes=5, seconds=6.5), None)
+    with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
+        for binary in (True, False):
+            assert conn.cursor(binary=binary).execute(BINARY_VALUES).fetchone() == expected, binary
+        lake = "SELECT * FROM sales.orders ORDER BY id LIMIT 500"
+        as_binary = conn.cursor(binary=True).execute(lake).fetchall()
+        assert as_binary == conn.cursor().execute(lake).fetchall()
+        assert as_binary == duck(sql_lake["lake_sql"], lake)
+
+
+def test_cancel_stops_a_running_query(sql_lake):
+    """conn.cancel() sends a CancelRequest; the running statement fails with 57014 and the
+    connection stays usable. A cancel arriving before the statement runs does nothing (as in
+    PostgreSQL), so the test cancels until the statement ends: it cannot end any other way."""
+    with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
+        outcome = {}
+
+        def run():
+            try:
+                conn.execute("SELECT sum(i) FROM range(10000000000) t(i)")
+                outcome["error"] = None
+            except psycopg.Error as e:
+                outcome["error"] = e
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        while worker.is_alive():
+            conn.cancel()
+            worker.join(0.05)
+        assert isinstance(outcome["error"], psycopg.errors.QueryCanceled), outcome
+        assert outcome["error"].sqlstate == "57014"
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_copy_to_stdout(sql_lake):
+    """COPY (query) TO STDOUT in text and binary, read with psycopg's copy; rows equal DuckDB's."""
+    query = "SELECT id, region, amount, ordered_at FROM sales.orders ORDER BY id LIMIT 200"
+    expected = duck(sql_lake["lake_sql"], query)
+    with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
+        cur = conn.cursor()
+        for options in ("", " (FORMAT binary)"):
+            with cur.copy(f"COPY ({query}) TO STDOUT{options}") as copy:
+                copy.set_types(["int8", "text", "numeric", "timestamp"])
+                assert list(copy.rows()) == expected, options
+            assert cur.rowcount == len(expected)

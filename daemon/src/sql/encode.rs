@@ -4,13 +4,21 @@
 //! forwards bytes.
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int8Type, Int16Type, Int32Type, Int64Type};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Int8Type, Int16Type, Int32Type, Int64Type, IntervalMonthDayNanoType,
+    IntervalUnit, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt64Type,
+};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, NaiveTime, TimeDelta};
 use duckdb::core::LogicalTypeId;
+use pg_interval::Interval;
 use pgwire::api::Type;
 use pgwire::api::results::FieldFormat;
 use pgwire::messages::data::DataRow;
+use postgres_types::ToSql;
+use rust_decimal::Decimal;
 
 /// The PostgreSQL type a DuckDB column is announced as. Nested values (lists, structs, maps,
 /// unions) travel as JSON text; types PostgreSQL has no match for travel as `text`.
@@ -31,6 +39,7 @@ pub fn pg_type(logical: LogicalTypeId, arrow: &DataType) -> Type {
         L::Timestamp | L::TimestampS | L::TimestampMs | L::TimestampNs => Type::TIMESTAMP,
         L::TimestampTZ => Type::TIMESTAMPTZ,
         L::Uuid => Type::UUID,
+        L::Interval => Type::INTERVAL,
         L::List | L::Struct | L::Map | L::Array | L::Union => Type::JSON,
         _ => match arrow {
             DataType::Boolean => Type::BOOL,
@@ -43,6 +52,8 @@ pub fn pg_type(logical: LogicalTypeId, arrow: &DataType) -> Type {
             DataType::Date32 | DataType::Date64 => Type::DATE,
             DataType::Timestamp(_, None) => Type::TIMESTAMP,
             DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+            DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
+            DataType::Interval(IntervalUnit::MonthDayNano) => Type::INTERVAL,
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
             DataType::List(_)
             | DataType::LargeList(_)
@@ -71,9 +82,10 @@ pub struct Column {
 
 /// Encodes every row of `batch` and hands each to `emit`; stops at the first error.
 pub fn encode_batch(batch: &RecordBatch, columns: &[Column], mut emit: impl FnMut(DataRow)) -> Result<(), String> {
+    let displays: Vec<ArrayRef> = batch.columns().iter().map(utc_offset).collect::<Result<_, _>>()?;
     let mut renderers = Vec::with_capacity(columns.len());
-    for (array, column) in batch.columns().iter().zip(columns) {
-        renderers.push(Renderer::new(array, column)?);
+    for ((array, display), column) in batch.columns().iter().zip(&displays).zip(columns) {
+        renderers.push(Renderer::new(array, display, column)?);
     }
     let field_count = i16::try_from(columns.len()).map_err(|_| "too many columns".to_owned())?;
     let mut buf = BytesMut::with_capacity(64 * columns.len().max(1));
@@ -90,14 +102,17 @@ pub fn encode_batch(batch: &RecordBatch, columns: &[Column], mut emit: impl FnMu
 /// Writes one column's values in the wire format asked for.
 struct Renderer<'a> {
     array: &'a ArrayRef,
+    /// Formats `display`: the array itself, or its timestamps relabelled to `+00:00` (Arrow
+    /// formats named time zones such as DuckDB's `UTC` only with chrono-tz; the instants are
+    /// the same).
     formatter: ArrayFormatter<'a>,
     pg_type: Type,
     binary: bool,
 }
 
 impl<'a> Renderer<'a> {
-    fn new(array: &'a ArrayRef, column: &Column) -> Result<Self, String> {
-        let formatter = ArrayFormatter::try_new(array.as_ref(), &FORMAT).map_err(|e| e.to_string())?;
+    fn new(array: &'a ArrayRef, display: &'a ArrayRef, column: &Column) -> Result<Self, String> {
+        let formatter = ArrayFormatter::try_new(display.as_ref(), &FORMAT).map_err(|e| e.to_string())?;
         let binary = column.format == FieldFormat::Binary;
         if binary && !binary_supported(&column.pg_type) {
             return Err(format!("binary format is not supported for type {}", column.pg_type.name()));
@@ -106,7 +121,8 @@ impl<'a> Renderer<'a> {
     }
 
     fn write(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> Result<(), String> {
-        if self.array.is_null(row) {
+        // a NULL-typed column (`SELECT NULL`) has no validity buffer: every value is NULL
+        if self.array.is_null(row) || self.array.data_type() == &DataType::Null {
             buf.put_i32(-1);
             return Ok(());
         }
@@ -135,12 +151,7 @@ impl<'a> Renderer<'a> {
                 }
             }
             DataType::FixedSizeBinary(16) if self.pg_type == Type::UUID => {
-                let b = binary_value(self.array, row);
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                buf.put_slice(
-                    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-                        .as_bytes(),
-                );
+                buf.put_slice(uuid_text(binary_value(self.array, row)).as_bytes());
             }
             DataType::Float32 | DataType::Float64 => {
                 scratch.clear();
@@ -150,6 +161,9 @@ impl<'a> Renderer<'a> {
                     "-inf" => b"-Infinity",
                     s => s.as_bytes(),
                 });
+            }
+            DataType::Interval(IntervalUnit::MonthDayNano) => {
+                buf.put_slice(interval(self.array, row).to_postgres().as_bytes());
             }
             _ if self.pg_type == Type::JSON => {
                 let value = json_value(self.array.as_ref(), row)?;
@@ -165,6 +179,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn write_binary(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> Result<(), String> {
+        use std::fmt::Write;
         let a = self.array;
         match a.data_type() {
             DataType::Boolean => buf.put_u8(u8::from(a.as_boolean().value(row))),
@@ -180,8 +195,41 @@ impl<'a> Renderer<'a> {
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
                 buf.put_slice(binary_value(a, row))
             }
-            // text, varchar: the binary form is the text itself
-            _ => self.write_text(row, buf, scratch)?,
+            // DuckDB hands UUIDs to Arrow as their text
+            _ if self.pg_type == Type::UUID => {
+                scratch.clear();
+                write!(scratch, "{}", self.formatter.value(row)).map_err(|e| e.to_string())?;
+                buf.put_slice(&hex::decode(scratch.replace('-', "")).map_err(|e| format!("invalid uuid: {e}"))?);
+            }
+            DataType::Date32 => {
+                let days = a.as_primitive::<Date32Type>().value(row);
+                let date = DateTime::UNIX_EPOCH.date_naive().checked_add_signed(TimeDelta::days(i64::from(days)));
+                to_sql(&date.ok_or("date out of range")?, &Type::DATE, buf)?;
+            }
+            DataType::Time64(TimeUnit::Microsecond) => {
+                let micros = a.as_primitive::<Time64MicrosecondType>().value(row);
+                let time = NaiveTime::MIN.overflowing_add_signed(TimeDelta::microseconds(micros)).0;
+                to_sql(&time, &self.pg_type, buf)?;
+            }
+            DataType::Timestamp(unit, tz) => {
+                let micros = timestamp_micros(a, *unit, row);
+                let t = DateTime::from_timestamp_micros(micros).ok_or("timestamp out of range")?;
+                match tz {
+                    Some(_) => to_sql(&t, &Type::TIMESTAMPTZ, buf)?,
+                    None => to_sql(&t.naive_utc(), &Type::TIMESTAMP, buf)?,
+                }
+            }
+            DataType::Decimal128(_, scale) => {
+                let v = a.as_primitive::<Decimal128Type>().value(row);
+                let scale = u32::try_from(*scale).map_err(|_| "negative decimal scale")?;
+                let d = Decimal::try_from_i128_with_scale(v, scale).map_err(|e| e.to_string())?;
+                to_sql(&d, &Type::NUMERIC, buf)?;
+            }
+            DataType::UInt64 => to_sql(&Decimal::from(a.as_primitive::<UInt64Type>().value(row)), &Type::NUMERIC, buf)?,
+            DataType::Interval(IntervalUnit::MonthDayNano) => to_sql(&interval(a, row), &Type::INTERVAL, buf)?,
+            // text and json: the binary form is the text itself
+            _ if self.pg_type == Type::TEXT || self.pg_type == Type::JSON => self.write_text(row, buf, scratch)?,
+            other => return Err(format!("no binary encoding of {other} values as {}", self.pg_type.name())),
         }
         Ok(())
     }
@@ -189,7 +237,66 @@ impl<'a> Renderer<'a> {
 
 /// Types whose binary form [`Renderer::write_binary`] writes.
 fn binary_supported(t: &Type) -> bool {
-    [Type::BOOL, Type::INT2, Type::INT4, Type::INT8, Type::FLOAT4, Type::FLOAT8, Type::TEXT, Type::BYTEA].contains(t)
+    [
+        Type::BOOL,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::BYTEA,
+        Type::DATE,
+        Type::TIME,
+        Type::TIMESTAMP,
+        Type::TIMESTAMPTZ,
+        Type::NUMERIC,
+        Type::UUID,
+        Type::INTERVAL,
+        Type::JSON,
+    ]
+    .contains(t)
+}
+
+/// Writes `value` in PostgreSQL's binary form through postgres-types' encoders.
+fn to_sql(value: &impl ToSql, t: &Type, buf: &mut BytesMut) -> Result<(), String> {
+    value.to_sql(t, buf).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Microseconds since the epoch of a timestamp in any unit (nanoseconds are truncated,
+/// PostgreSQL keeps microseconds).
+fn timestamp_micros(a: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
+    match unit {
+        TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(row).saturating_mul(1_000_000),
+        TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(row).saturating_mul(1000),
+        TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(row),
+        TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().value(row).div_euclid(1000),
+    }
+}
+
+fn interval(a: &ArrayRef, row: usize) -> Interval {
+    let v = a.as_primitive::<IntervalMonthDayNanoType>().value(row);
+    Interval::new(v.months, v.days, v.nanoseconds / 1000)
+}
+
+/// `a` with a named time zone relabelled as `+00:00`, for the text formatter; other arrays
+/// as they are.
+fn utc_offset(a: &ArrayRef) -> Result<ArrayRef, String> {
+    match a.data_type() {
+        DataType::Timestamp(unit, Some(tz)) if tz.as_ref() != "+00:00" => {
+            arrow::compute::cast(a, &DataType::Timestamp(*unit, Some("+00:00".into()))).map_err(|e| e.to_string())
+        }
+        _ => Ok(a.clone()),
+    }
+}
+
+/// A UUID's 16 bytes in PostgreSQL's text form (lowercase, hyphenated).
+pub fn uuid_text(bytes: &[u8]) -> String {
+    let hex = hex::encode(bytes);
+    if hex.len() != 32 {
+        return hex;
+    }
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 fn binary_value(a: &ArrayRef, row: usize) -> &[u8] {

@@ -11,6 +11,8 @@ pub enum SqlError {
     SocketDir { path: PathBuf, source: std::io::Error },
     #[error("cannot listen on {path}: {source}")]
     Listen { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    ListenTcp { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot open the SQL engine: {0}")]
     Engine(#[source] duckdb::Error),
     #[error("cannot publish snapshot {snapshot} to the SQL engine: {source}")]
@@ -51,6 +53,8 @@ pub enum QueryError {
     UnknownSnapshot(i64),
     #[error("cannot encode the result: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Copy(#[from] super::copy::CopyError),
     #[error("cannot insert multiple commands into a prepared statement")]
     MultipleStatements,
     #[error("the session's engine thread stopped")]
@@ -69,6 +73,8 @@ impl QueryError {
             QueryError::UnknownSetting(_) => "42704",
             QueryError::UnknownSnapshot(_) => "22023",
             QueryError::Encode(_) => "XX000",
+            QueryError::Copy(super::copy::CopyError::Syntax(_)) => "42601",
+            QueryError::Copy(super::copy::CopyError::Unsupported(_)) => "0A000",
             QueryError::MultipleStatements => "42601",
             QueryError::SessionGone => "57P01",
         }

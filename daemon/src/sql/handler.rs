@@ -8,18 +8,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use duckdb::types::Value;
 use futures::{Sink, SinkExt, Stream, stream};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::send_copy_out_response;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
 };
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response,
+    Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -29,15 +33,20 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::data::DataRow;
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::mpsc;
 
+use super::auth::{self, CancelKeys, ScramPassword};
+use super::copy::{self, CopyOut};
 use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
+use super::params;
 use super::pg_compat;
-use super::session::{Canceler, Event, Param, ResultFormats, Session};
+use super::session::{Canceler, Event, ResultFormats, Session};
 use super::settings::Settings;
 use super::statement::{self, Statement};
 
@@ -75,26 +84,55 @@ impl CancelHandler for CancelRegistry {
 /// What every connection shares.
 pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
-    pub pids: RandomPidSecretKeyGenerator,
+    pub pids: Arc<RandomPidSecretKeyGenerator>,
     /// `statement_timeout` of a new session (None: no limit).
     pub statement_timeout: Option<Duration>,
     /// The snapshot sessions currently see, for `SHOW warmlake.snapshot`.
     pub snapshot: Arc<std::sync::atomic::AtomicI64>,
 }
 
-/// One connection's handlers. `session` is `None` when the peer was refused: startup then
+/// A connection's cancel key, once startup has handed it out.
+type CancelKey = Arc<Mutex<Option<(i32, Vec<u8>)>>>;
+
+/// One connection's handlers. `session` is the refusal when the peer was refused: startup then
 /// answers with a FATAL error and the connection ends before any query.
 pub struct ClientHandler {
     shared: Arc<Shared>,
     session: Result<Session, String>,
     settings: Mutex<Settings>,
-    cancel_key: Mutex<Option<(i32, Vec<u8>)>>,
+    cancel_key: CancelKey,
+    /// Hands out the cancel key and registers it (None when there is no session to cancel).
+    keys: Option<Arc<dyn PidSecretKeyGenerator>>,
+    /// SCRAM-SHA-256 for TCP connections; None on the Unix socket, where the peer's uid was
+    /// checked instead.
+    scram: Option<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
 }
 
 impl ClientHandler {
-    pub fn new(shared: Arc<Shared>, session: Result<Session, String>) -> Self {
+    /// `password`: the connection came over TCP and must authenticate with it.
+    pub fn new(shared: Arc<Shared>, session: Result<Session, String>, password: Option<Arc<ScramPassword>>) -> Self {
         let settings = Settings::new(shared.statement_timeout);
-        Self { shared, session, settings: Mutex::new(settings), cancel_key: Mutex::new(None) }
+        let cancel_key = CancelKey::default();
+        let keys = session.as_ref().ok().map(|s| -> Arc<dyn PidSecretKeyGenerator> {
+            let (registry, canceler, slot) = (shared.cancels.clone(), s.canceler(), cancel_key.clone());
+            Arc::new(CancelKeys {
+                generator: shared.pids.clone(),
+                on_key: move |pid: i32, secret: &SecretKey| {
+                    let key = (pid, secret.to_bytes().to_vec());
+                    registry.insert(key.clone(), canceler.clone());
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
+                },
+            })
+        });
+        let scram = keys.clone().zip(password).map(|(keys, password)| auth::scram_handler(password, keys));
+        Self { shared, session, settings: Mutex::new(settings), cancel_key, keys, scram }
+    }
+
+    /// Remembers the client's `application_name` for `SHOW`; nothing to validate.
+    fn remember_application_name(&self, client: &impl ClientInfo) {
+        if let Some(name) = client.metadata().get("application_name").cloned() {
+            let _ = self.settings().set("application_name", Some(&name));
+        }
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
@@ -109,7 +147,7 @@ impl ClientHandler {
     async fn respond(
         &self,
         stmt: &Statement,
-        params: Vec<Param>,
+        params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<Response, QueryError> {
         match stmt {
@@ -127,13 +165,40 @@ impl ClientHandler {
                 Ok(Response::Query(single_text(name, value)))
             }
             Statement::Ignored(tag) => Ok(Response::Execution(Tag::new(tag))),
+            Statement::CopyOut(c) => self.copy_out(c).await,
+            Statement::BadCopy(e) => Err(e.clone().into()),
             Statement::Refused(keyword) => Err(QueryError::Refused { keyword: keyword.clone() }),
         }
     }
 
-    /// Starts `sql` on the session thread and returns its rows as a stream; a timer cancels
-    /// it after `statement_timeout`.
-    async fn query(&self, sql: String, params: Vec<Param>, formats: ResultFormats) -> Result<Response, QueryError> {
+    /// Runs `sql` and answers with its rows.
+    async fn query(&self, sql: String, params: Vec<Value>, formats: ResultFormats) -> Result<Response, QueryError> {
+        let (columns, rows) = self.start(sql, params, formats).await?;
+        let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
+        Ok(Response::Query(QueryResponse::new(fields, rows)))
+    }
+
+    /// Runs the copied query and answers with its rows as COPY data.
+    async fn copy_out(&self, copy: &CopyOut) -> Result<Response, QueryError> {
+        let binary = copy.binary();
+        let formats = if binary { ResultFormats::Binary } else { ResultFormats::Text };
+        let (columns, rows) = self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats).await?;
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let mut encoder = copy.encoder(copy::text_fields(&names));
+        let header = if copy.header { Some(copy::header(&mut encoder, &names)?) } else { None };
+        let lines = futures::StreamExt::map(rows, move |row| row.and_then(|r| copy::line(&mut encoder, &r, binary)));
+        let data = copy::with_header(header, lines);
+        Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), names.len(), data)))
+    }
+
+    /// Starts `sql` on the session thread and returns its columns and rows as a stream; a
+    /// timer cancels it after `statement_timeout`.
+    async fn start(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+        formats: ResultFormats,
+    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static), QueryError> {
         let session = self.session()?;
         let mut rx = session.execute(sql, params, formats, false)?;
         let timer = self.settings().statement_timeout().map(|t| {
@@ -144,15 +209,14 @@ impl ClientHandler {
             }))
         });
         let columns = first_columns(&mut rx).await?;
-        let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
-        Ok(Response::Query(QueryResponse::new(fields, row_stream(rx, timer))))
+        Ok((columns, row_stream(rx, timer)))
     }
 
     /// The columns a statement would return, without running it to completion.
     async fn describe(
         &self,
         sql: &str,
-        params: Vec<Param>,
+        params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<Vec<FieldInfo>, QueryError> {
         let mut rx = self.session()?.execute(sql.to_owned(), params, formats, true)?;
@@ -190,7 +254,7 @@ async fn first_columns(rx: &mut mpsc::Receiver<Event>) -> Result<Vec<Column>, Qu
 fn row_stream(
     rx: mpsc::Receiver<Event>,
     timer: Option<TimerGuard>,
-) -> impl Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     let batches = stream::unfold((rx, timer), |(mut rx, timer)| async move {
         match rx.recv().await {
             Some(Event::Rows(rows)) => Some((Ok(rows), (rx, timer))),
@@ -213,7 +277,7 @@ fn single_text(name: &str, value: String) -> QueryResponse {
     let mut buf = bytes::BytesMut::new();
     bytes::BufMut::put_i32(&mut buf, i32::try_from(value.len()).unwrap_or(i32::MAX));
     buf.extend_from_slice(value.as_bytes());
-    let row = pgwire::messages::data::DataRow::new(buf, 1);
+    let row = DataRow::new(buf, 1);
     QueryResponse::new(fields, stream::iter(vec![Ok(row)]))
 }
 
@@ -233,27 +297,23 @@ impl StartupHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(scram) = &self.scram {
+            scram.on_startup(client, message).await?;
+            self.remember_application_name(client);
+            return Ok(());
+        }
         let PgWireFrontendMessage::Startup(ref startup) = message else { return Ok(()) };
-        let session = match &self.session {
-            Ok(s) => s,
-            Err(refusal) => return Err(fatal("28000", refusal.clone())),
+        let keys = match (&self.session, &self.keys) {
+            (Ok(_), Some(keys)) => keys,
+            (Err(refusal), _) => return Err(fatal("28000", refusal.clone())),
+            (Ok(_), None) => return Err(QueryError::SessionGone.into()),
         };
         protocol_negotiation(client, startup).await?;
         save_startup_parameters_to_metadata(client, startup);
-        let (pid, secret) = self.shared.pids.generate(client);
-        let key = (pid, secret.to_bytes().to_vec());
+        let (pid, secret) = keys.generate(client);
         client.set_pid_and_secret_key(pid, secret);
-        self.shared.cancels.insert(key.clone(), session.canceler());
-        *self.cancel_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
-        if let Some(name) = client.metadata().get("application_name").cloned() {
-            // remembered for SHOW application_name; nothing to validate
-            let _ = self.settings().set("application_name", Some(&name));
-        }
-        let mut params = DefaultServerParameterProvider::default();
-        params.server_version = super::settings::SERVER_VERSION.to_owned();
-        params.default_transaction_read_only = true;
-        params.is_superuser = false;
-        finish_authentication(client, &params).await
+        self.remember_application_name(client);
+        finish_authentication(client, &auth::server_parameters()).await
     }
 }
 
@@ -320,6 +380,7 @@ where
             Ok(())
         }
         Response::Execution(tag) => send_execution_response(client, tag).await,
+        Response::CopyOut(copy) => send_copy_out_response(client, copy).await,
         Response::EmptyQuery => {
             client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
             Ok(())
@@ -356,66 +417,6 @@ impl QueryParser for Parser {
     }
 }
 
-/// Decodes a bound parameter by its declared type and format. Text values of unknown type
-/// stay text: DuckDB casts them where the query needs another type.
-fn decode_param(index: usize, value: Option<&[u8]>, pg_type: Option<&Type>, binary: bool) -> Result<Param, QueryError> {
-    let Some(bytes) = value else { return Ok(Param::Null) };
-    let bad = |message: String| QueryError::Parameter { index: index + 1, message };
-    let t = pg_type.cloned().unwrap_or(Type::UNKNOWN);
-    if binary {
-        let fixed = |n: usize| -> Result<&[u8], QueryError> {
-            (bytes.len() == n).then_some(bytes).ok_or_else(|| bad(format!("expected {n} bytes for {}", t.name())))
-        };
-        return Ok(match t {
-            Type::BOOL => Param::Bool(fixed(1)?[0] != 0),
-            Type::INT2 => Param::Int(i64::from(i16::from_be_bytes([fixed(2)?[0], bytes[1]]))),
-            Type::INT4 => {
-                Param::Int(i64::from(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad("int4".into()))?)))
-            }
-            Type::INT8 => Param::Int(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("int8".into()))?)),
-            Type::FLOAT4 => {
-                Param::Float(f64::from(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad("float4".into()))?)))
-            }
-            Type::FLOAT8 => Param::Float(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("float8".into()))?)),
-            Type::BYTEA => Param::Bytes(bytes.to_vec()),
-            Type::TEXT | Type::VARCHAR | Type::UNKNOWN | Type::BPCHAR | Type::NAME | Type::JSON => {
-                Param::Text(String::from_utf8(bytes.to_vec()).map_err(|e| bad(e.to_string()))?)
-            }
-            other => return Err(bad(format!("binary format is not supported for type {}", other.name()))),
-        });
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
-    Ok(match t {
-        Type::BOOL => {
-            Param::Bool(matches!(text.trim().to_ascii_lowercase().as_str(), "t" | "true" | "1" | "y" | "yes" | "on"))
-        }
-        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => {
-            Param::Int(text.trim().parse().map_err(|e: std::num::ParseIntError| bad(e.to_string()))?)
-        }
-        Type::FLOAT4 | Type::FLOAT8 => {
-            Param::Float(text.trim().parse().map_err(|e: std::num::ParseFloatError| bad(e.to_string()))?)
-        }
-        Type::BYTEA => match text.strip_prefix("\\x") {
-            Some(hex_text) => Param::Bytes(hex::decode(hex_text).map_err(|e| bad(e.to_string()))?),
-            None => Param::Bytes(text.as_bytes().to_vec()),
-        },
-        _ => Param::Text(text.to_owned()),
-    })
-}
-
-fn portal_params(portal: &Portal<Statement>) -> Result<Vec<Param>, QueryError> {
-    let types = &portal.statement.parameter_types;
-    portal
-        .parameters
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let t = types.get(i).and_then(Option::as_ref);
-            decode_param(i, v.as_deref(), t, portal.parameter_format.is_binary(i))
-        })
-        .collect()
-}
-
 #[async_trait]
 impl ExtendedQueryHandler for ClientHandler {
     type Statement = Statement;
@@ -436,12 +437,11 @@ impl ExtendedQueryHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let count = parameter_count(&target.statement).max(target.parameter_types.len());
-        let types: Vec<Type> =
-            (0..count).map(|i| target.parameter_types.get(i).cloned().flatten().unwrap_or(Type::TEXT)).collect();
+        let types = params::described(target);
+        let count = types.len();
         let fields = match &target.statement {
             Statement::Query(sql) => {
-                self.describe(&pg_compat::rewrite(sql), vec![Param::Null; count], ResultFormats::Text).await?
+                self.describe(&pg_compat::rewrite(sql), vec![Value::Null; count], ResultFormats::Text).await?
             }
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
             _ => Vec::new(),
@@ -462,7 +462,7 @@ impl ExtendedQueryHandler for ClientHandler {
     {
         let formats = result_formats(&portal.result_column_format);
         let fields = match &portal.statement.statement {
-            Statement::Query(sql) => self.describe(&pg_compat::rewrite(sql), portal_params(portal)?, formats).await?,
+            Statement::Query(sql) => self.describe(&pg_compat::rewrite(sql), params::values(portal)?, formats).await?,
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
             _ => Vec::new(),
         };
@@ -476,30 +476,10 @@ impl ExtendedQueryHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = portal_params(portal)?;
+        let params = params::values(portal)?;
         let formats = result_formats(&portal.result_column_format);
         Ok(self.respond(&portal.statement.statement, params, formats).await?)
     }
-}
-
-/// The highest `$n` in a statement (its parameter count as PostgreSQL numbers them).
-fn parameter_count(stmt: &Statement) -> usize {
-    let Statement::Query(sql) = stmt else { return 0 };
-    let bytes = sql.as_bytes();
-    let mut max = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'$' {
-            let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                max = max.max(n);
-            }
-            i += 1 + digits.len();
-        } else {
-            i += 1;
-        }
-    }
-    max
 }
 
 /// Hands pgwire the same handler for every role of one connection.

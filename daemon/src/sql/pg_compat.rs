@@ -1,14 +1,97 @@
 //! What DuckDB's `pg_catalog` emulation lacks for the catalog queries psql and drivers send,
-//! bridged by rewriting those queries (only queries naming `pg_catalog` are touched) and by
-//! a few macros the engine defines. Lake tables are DuckDB views, so psql's `\dt` is widened
-//! to list views too.
+//! bridged by rewriting those queries (only queries naming `pg_catalog` are touched) onto
+//! macros the engine defines. DuckDB refuses new entries in its `pg_catalog` schema, so the
+//! missing columns, relations and function overloads live in `main` as `warmlake_<name>`
+//! macros, and `pg_catalog.<name>` is renamed to them outside string literals. Lake tables
+//! are DuckDB views, so psql's `\dt` is widened to list views too.
 
-/// Macros the engine creates before locking its configuration.
-pub const MACROS: &str = "
+/// Macros the engine creates before locking its configuration: `version()`; for the
+/// relations in [`RELATIONS`], table macros with the columns psql's `\d` and JDBC's metadata
+/// read; for the functions in [`FUNCTIONS`], overloads DuckDB lacks. Column types are the
+/// PostgreSQL OIDs the socket announces for result columns (`text`, `bigint`, nested values
+/// `json`; DuckDB's own `pg_attribute` gives its internal type ids), with PostgreSQL's numeric
+/// type modifier, and `format_type` spells them as PostgreSQL does.
+const MACROS: &str = "
 CREATE MACRO version() AS 'PostgreSQL 16.0 (warmlake ' || '{warmlake}' || ', DuckDB '
     || (SELECT library_version FROM pragma_version()) || ')';
-CREATE MACRO pg_get_userbyid(id) AS current_user;
+CREATE MACRO warmlake_pg_get_userbyid(id) AS current_user;
+CREATE MACRO warmlake_pg_get_expr(expr, rel) AS expr, (expr, rel, pretty) AS expr;
+CREATE MACRO warmlake_pg_oid(data_type) AS CASE
+    WHEN data_type LIKE '%[]' OR data_type LIKE '%]' OR data_type LIKE 'STRUCT%' OR data_type LIKE 'MAP%'
+        OR data_type LIKE 'UNION%' THEN 114
+    WHEN data_type = 'BOOLEAN' THEN 16
+    WHEN data_type IN ('TINYINT', 'SMALLINT', 'UTINYINT') THEN 21
+    WHEN data_type IN ('INTEGER', 'USMALLINT') THEN 23
+    WHEN data_type IN ('BIGINT', 'UINTEGER') THEN 20
+    WHEN data_type IN ('UBIGINT', 'HUGEINT', 'UHUGEINT') OR data_type LIKE 'DECIMAL%' THEN 1700
+    WHEN data_type = 'FLOAT' THEN 700
+    WHEN data_type = 'DOUBLE' THEN 701
+    WHEN data_type = 'BLOB' THEN 17
+    WHEN data_type = 'DATE' THEN 1082
+    WHEN data_type = 'TIME' THEN 1083
+    WHEN data_type = 'TIMESTAMP WITH TIME ZONE' THEN 1184
+    WHEN data_type LIKE 'TIMESTAMP%' THEN 1114
+    WHEN data_type = 'INTERVAL' THEN 1186
+    WHEN data_type = 'UUID' THEN 2950
+    ELSE 25 END;
+CREATE MACRO warmlake_pg_attribute() AS TABLE
+    SELECT a.* REPLACE (
+        warmlake_pg_oid(c.data_type) AS atttypid,
+        CASE WHEN c.data_type LIKE 'DECIMAL%' THEN ((c.numeric_precision << 16) | c.numeric_scale) + 4 ELSE -1 END
+            AS atttypmod)
+    FROM system.pg_catalog.pg_attribute a
+    JOIN duckdb_columns() c ON a.attrelid = c.table_oid AND a.attnum = c.column_index;
+CREATE MACRO warmlake_pg_type() AS TABLE
+    SELECT * FROM system.pg_catalog.pg_type
+    UNION ALL SELECT * REPLACE (25 AS oid, 'text' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043
+    UNION ALL SELECT * REPLACE (114 AS oid, 'json' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043;
+CREATE MACRO warmlake_format_type(type_oid, typemod) AS CASE type_oid
+    WHEN 16 THEN 'boolean' WHEN 17 THEN 'bytea' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint'
+    WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 114 THEN 'json' WHEN 700 THEN 'real'
+    WHEN 701 THEN 'double precision' WHEN 1043 THEN 'character varying' WHEN 1082 THEN 'date'
+    WHEN 1083 THEN 'time without time zone' WHEN 1114 THEN 'timestamp without time zone'
+    WHEN 1184 THEN 'timestamp with time zone' WHEN 1186 THEN 'interval' WHEN 2950 THEN 'uuid'
+    WHEN 1700 THEN CASE WHEN typemod >= 4
+        THEN 'numeric(' || ((typemod - 4) >> 16) || ',' || ((typemod - 4) & 65535) || ')' ELSE 'numeric' END
+    ELSE system.pg_catalog.format_type(type_oid, typemod) END;
+CREATE MACRO warmlake_pg_class() AS TABLE
+    SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity FROM system.pg_catalog.pg_class;
+CREATE MACRO warmlake_pg_get_viewdef(view_oid) AS system.pg_catalog.pg_get_viewdef(view_oid),
+    (view_oid, pretty) AS system.pg_catalog.pg_get_viewdef(view_oid);
+CREATE MACRO warmlake_pg_encoding_to_char(encoding) AS CASE encoding WHEN 6 THEN 'UTF8' ELSE 'SQL_ASCII' END;
+CREATE MACRO warmlake_pg_database() AS TABLE
+    SELECT *, 10::BIGINT AS datdba, 6 AS encoding, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale,
+        'c' AS datlocprovider, NULL::VARCHAR[] AS datacl
+    FROM system.pg_catalog.pg_database WHERE datname = current_database();
+CREATE MACRO warmlake_pg_policy() AS TABLE
+    SELECT NULL::BIGINT AS oid, NULL::VARCHAR AS polname, NULL::BIGINT AS polrelid, NULL::VARCHAR AS polcmd,
+        NULL::BOOLEAN AS polpermissive, NULL::BIGINT[] AS polroles, NULL::VARCHAR AS polqual,
+        NULL::VARCHAR AS polwithcheck
+    WHERE false;
+CREATE MACRO warmlake_pg_inherits() AS TABLE
+    SELECT NULL::BIGINT AS inhrelid, NULL::BIGINT AS inhparent, NULL::INTEGER AS inhseqno,
+        NULL::BOOLEAN AS inhdetachpending
+    WHERE false;
 ";
+
+/// `pg_catalog` relations served by `warmlake_<name>()` table macros.
+const RELATIONS: &[&str] = &["pg_class", "pg_attribute", "pg_type", "pg_database", "pg_policy", "pg_inherits"];
+
+/// `pg_catalog` functions served by `warmlake_<name>` macros.
+const FUNCTIONS: &[&str] = &["pg_get_userbyid", "pg_get_expr", "format_type", "pg_encoding_to_char", "pg_get_viewdef"];
+
+/// PostgreSQL casts to catalog types DuckDB lacks, and what DuckDB casts to instead: object
+/// identifiers print as numbers.
+const CASTS: &[(&str, &str)] = &[
+    ("regtype", "VARCHAR"),
+    ("regclass", "VARCHAR"),
+    ("regproc", "VARCHAR"),
+    ("oid", "BIGINT"),
+    ("text", "VARCHAR"),
+    ("int2", "SMALLINT"),
+    ("int4", "INTEGER"),
+    ("int8", "BIGINT"),
+];
 
 /// The macros with this build's version filled in.
 pub fn macros() -> String {
@@ -20,16 +103,108 @@ pub fn rewrite(sql: &str) -> String {
     if !sql.contains("pg_catalog") {
         return sql.to_owned();
     }
-    let mut out = sql.to_owned();
+    let mut out = rename_catalog_names(sql);
     // OPERATOR(pg_catalog.~) is PostgreSQL's schema-qualified operator syntax
     for op in ["!~~*", "!~~", "~~*", "~~", "!~*", "!~", "~*", "~", "=", "<>"] {
         out = out.replace(&format!("OPERATOR(pg_catalog.{op})"), op);
     }
     out = out.replace(" COLLATE pg_catalog.default", "");
-    out = out.replace("pg_catalog.pg_get_userbyid(", "pg_get_userbyid(");
     // psql's \dt: lake tables are views
     out = out.replace("c.relkind IN ('r','p','')", "c.relkind IN ('r','p','v','')");
     out
+}
+
+/// Renames `pg_catalog.<name>` outside quotes: relations and functions to their macros,
+/// other functions to their unqualified names. Casts to catalog types (`::pg_catalog.regtype`,
+/// `::regclass`) become DuckDB types, and `'name'::regclass` the relation's oid.
+fn rename_catalog_names(sql: &str) -> String {
+    const PREFIX: &str = "pg_catalog.";
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut copied = 0;
+    // the last string literal, while nothing but a cast may follow it
+    let mut literal: Option<(usize, usize)> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let end = skip_quoted(bytes, i);
+                literal = (bytes[i] == b'\'').then_some((i, end));
+                i = end;
+            }
+            b':' if bytes.get(i + 1) == Some(&b':') => {
+                let mut start = i + 2;
+                start += sql[start..].len() - sql[start..].trim_start().len();
+                if sql[start..].starts_with(PREFIX) {
+                    start += PREFIX.len();
+                }
+                let end = start + sql[start..].bytes().take_while(|b| is_ident(*b)).count();
+                let name = &sql[start..end];
+                let casted = literal.filter(|(_, e)| *e == i);
+                if let (Some((from, to)), "regclass") = (casted, name) {
+                    // PostgreSQL resolves the name; DuckDB's pg_class has no catalog relations
+                    let relation = sql[from + 1..to - 1].rsplit('.').next().unwrap_or_default();
+                    out.push_str(&sql[copied..from]);
+                    out.push_str(&format!(
+                        "(SELECT max(oid) FROM system.pg_catalog.pg_class WHERE relname = '{relation}')"
+                    ));
+                    copied = end;
+                } else if let Some((_, duck)) = CASTS.iter().find(|(pg, _)| *pg == name) {
+                    out.push_str(&sql[copied..i]);
+                    out.push_str("::");
+                    out.push_str(duck);
+                    copied = end;
+                }
+                i = end.max(i + 2);
+            }
+            b'p' if sql[i..].starts_with(PREFIX) && (i == 0 || !is_ident(bytes[i - 1])) => {
+                let start = i + PREFIX.len();
+                let end = start + sql[start..].bytes().take_while(|b| is_ident(*b)).count();
+                let name = &sql[start..end];
+                let replacement = if RELATIONS.contains(&name) {
+                    Some(format!("warmlake_{name}()"))
+                } else if FUNCTIONS.contains(&name) {
+                    Some(format!("warmlake_{name}"))
+                } else if sql[end..].trim_start().starts_with('(') {
+                    // DuckDB finds its functions unqualified, but not those outside its
+                    // pg_catalog (array_to_string ...) when qualified
+                    Some(name.to_owned())
+                } else {
+                    None
+                };
+                if let Some(r) = replacement {
+                    out.push_str(&sql[copied..i]);
+                    out.push_str(&r);
+                    copied = end;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Index after the quoted run starting at `i` (doubled quotes escape).
+fn skip_quoted(bytes: &[u8], i: usize) -> usize {
+    let quote = bytes[i];
+    let mut j = i + 1;
+    while j < bytes.len() {
+        if bytes[j] == quote {
+            if bytes.get(j + 1) == Some(&quote) {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    bytes.len()
 }
 
 #[cfg(test)]
@@ -40,6 +215,30 @@ mod tests {
     fn rewrites_only_catalog_queries() {
         assert_eq!(rewrite("SELECT '~' AS x"), "SELECT '~' AS x");
         let q = "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(x)$' COLLATE pg_catalog.default";
-        assert_eq!(rewrite(q), "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname ~ '^(x)$'");
+        assert_eq!(rewrite(q), "SELECT 1 FROM warmlake_pg_class() c WHERE c.relname ~ '^(x)$'");
+    }
+
+    #[test]
+    fn regclass_literals_become_oids() {
+        let q = "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = 'pg_catalog.pg_class'::regclass \
+                 AND d.objoid = c.oid::regclass";
+        assert_eq!(
+            rewrite(q),
+            "SELECT 1 FROM pg_catalog.pg_description d WHERE d.classoid = \
+             (SELECT max(oid) FROM system.pg_catalog.pg_class WHERE relname = 'pg_class') AND d.objoid = c.oid::VARCHAR"
+        );
+    }
+
+    #[test]
+    fn renames_outside_quotes_only() {
+        let q = "SELECT c.reloftype::pg_catalog.regtype::pg_catalog.text, 'pg_catalog.pg_class', \
+                 pg_catalog.pg_get_expr(d.adbin, d.adrelid, true), pg_catalog.array_to_string(x, ',') \
+                 FROM pg_catalog.pg_attrdef d, xpg_catalog.pg_class";
+        assert_eq!(
+            rewrite(q),
+            "SELECT c.reloftype::VARCHAR::VARCHAR, 'pg_catalog.pg_class', \
+             warmlake_pg_get_expr(d.adbin, d.adrelid, true), array_to_string(x, ',') \
+             FROM pg_catalog.pg_attrdef d, xpg_catalog.pg_class"
+        );
     }
 }

@@ -19,17 +19,6 @@ use super::error::{CancelReason, QueryError};
 /// Encoded batches queued between the session thread and the client connection.
 pub const BATCHES_IN_FLIGHT: usize = 4;
 
-/// A parameter value, decoded from the wire by its declared type.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    Null,
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Bytes(Vec<u8>),
-}
-
 /// Which wire format each result column uses (from the client's Bind).
 #[derive(Debug, Clone)]
 pub enum ResultFormats {
@@ -62,7 +51,7 @@ pub enum Event {
 /// A statement for the session thread.
 struct Job {
     sql: String,
-    params: Vec<Param>,
+    params: Vec<Value>,
     formats: ResultFormats,
     /// Only the columns are wanted (Describe): the query runs with `LIMIT 0` when it is a
     /// plain query, so nothing is computed.
@@ -89,8 +78,18 @@ impl Canceler {
     /// as in PostgreSQL.
     pub fn cancel(&self, reason: CancelReason) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.running && state.canceled.is_none() {
-            state.canceled = Some(reason);
+        if state.running {
+            // the first reason is reported; every request interrupts again, in case an earlier
+            // one reached DuckDB before the statement began (DuckDB clears it when one begins)
+            state.canceled.get_or_insert(reason);
+            self.interrupt.interrupt();
+        }
+    }
+
+    /// Re-delivers a cancel that arrived before DuckDB began the statement.
+    fn began(&self) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.canceled.is_some() {
             self.interrupt.interrupt();
         }
     }
@@ -109,10 +108,11 @@ impl Session {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let state = Arc::new(Mutex::new(RunState::default()));
         let canceler = Canceler { interrupt: conn.interrupt_handle(), state: state.clone() };
+        let own = canceler.clone();
         std::thread::Builder::new().name("warmlake-sql-session".into()).spawn(move || {
             while let Ok(job) = rx.recv() {
                 set_running(&state, true);
-                let result = run(&conn, &job);
+                let result = run(&conn, &job, || own.began());
                 let canceled = set_running(&state, false);
                 let event = match result {
                     Ok(()) => Event::Done,
@@ -138,7 +138,7 @@ impl Session {
     pub fn execute(
         &self,
         sql: String,
-        params: Vec<Param>,
+        params: Vec<Value>,
         formats: ResultFormats,
         describe_only: bool,
     ) -> Result<mpsc::Receiver<Event>, QueryError> {
@@ -171,24 +171,18 @@ fn wrappable(sql: &str) -> bool {
     matches!(first.as_str(), "SELECT" | "WITH" | "VALUES" | "FROM" | "TABLE")
 }
 
-fn run(conn: &Connection, job: &Job) -> Result<(), QueryError> {
+/// Runs one job; `began` is called once DuckDB has begun the statement (before any row).
+fn run(conn: &Connection, job: &Job, began: impl Fn()) -> Result<(), QueryError> {
     let sql = if job.describe_only && wrappable(&job.sql) {
         format!("SELECT * FROM ({}\n) LIMIT 0", job.sql)
     } else {
         job.sql.clone()
     };
     let mut stmt = conn.prepare(&sql)?;
-    let values = job.params.iter().map(|p| match p {
-        Param::Null => Value::Null,
-        Param::Text(s) => Value::Text(s.clone()),
-        Param::Int(v) => Value::BigInt(*v),
-        Param::Float(v) => Value::Double(*v),
-        Param::Bool(v) => Value::Boolean(*v),
-        Param::Bytes(v) => Value::Blob(v.clone()),
-    });
     // DuckDB's own types (UUID, JSON, unsigned) are known before execution; Arrow's after
     let logical: Vec<LogicalTypeId> = (0..stmt.column_count()).map(|i| stmt.column_logical_type(i).id()).collect();
-    let mut stream = stmt.stream_arrow(duckdb::params_from_iter(values))?;
+    let mut stream = stmt.stream_arrow(duckdb::params_from_iter(job.params.iter()))?;
+    began();
     let schema = stream.get_schema();
     let columns: Vec<Column> = schema
         .fields()

@@ -5,6 +5,8 @@
 //! DuckDB's own lock-down (no external access, allowed directories) is the second wall behind
 //! this one, for what a read statement can reach through table functions.
 
+use super::copy::{self, CopyError, CopyOut};
+
 /// One classified statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Statement {
@@ -23,6 +25,10 @@ pub enum Statement {
     Show(String),
     /// Accepted and ignored (`DISCARD ALL`, `DEALLOCATE`, `LISTEN` ...), answered with this tag.
     Ignored(&'static str),
+    /// `COPY ... TO STDOUT` of a read query: rows to the client, never to a server file.
+    CopyOut(CopyOut),
+    /// A COPY to the client that cannot be served (bad syntax, binary format ...).
+    BadCopy(CopyError),
     /// Refused by policy: the keyword that started it.
     Refused(String),
 }
@@ -178,6 +184,15 @@ pub fn classify(stmt: &str) -> Statement {
                 Statement::Query(stmt.trim().to_owned())
             }
         }
+        "COPY" => match copy::parse(stmt) {
+            Ok(Some(c)) => match classify(&c.query) {
+                Statement::Query(_) => Statement::CopyOut(c),
+                Statement::Refused(k) => Statement::Refused(k),
+                _ => Statement::Refused("COPY".to_owned()),
+            },
+            Ok(None) => Statement::Refused("COPY".to_owned()),
+            Err(e) => Statement::BadCopy(e),
+        },
         "DISCARD" => Statement::Ignored("DISCARD ALL"),
         "DEALLOCATE" => Statement::Ignored("DEALLOCATE"),
         "LISTEN" => Statement::Ignored("LISTEN"),
@@ -241,6 +256,8 @@ mod tests {
         assert_eq!(classify("commit"), Statement::Commit);
         assert_eq!(classify("ATTACH 'x.db'"), Statement::Refused("ATTACH".into()));
         assert_eq!(classify("copy (select 1) to '/tmp/x'"), Statement::Refused("COPY".into()));
+        assert_eq!(classify("copy (attach 'x.db') to stdout"), Statement::Refused("ATTACH".into()));
+        assert!(matches!(classify("copy (select 1) to stdout csv"), Statement::CopyOut(_)));
         assert_eq!(classify("create table t as select 1"), Statement::Refused("CREATE".into()));
         assert_eq!(classify("show tables"), Statement::Query("show tables".into()));
         assert_eq!(classify("SHOW server_version"), Statement::Show("server_version".into()));

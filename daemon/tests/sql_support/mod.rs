@@ -18,6 +18,8 @@ pub struct TestServer {
     pub config: SqlConfig,
     pub snapshots: Vec<LakeSnapshot>,
     pub lake: watch::Sender<Arc<SqlLake>>,
+    /// The TCP listener's address, when the configuration enables TCP.
+    pub tcp_addr: Option<std::net::SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -42,12 +44,25 @@ impl TestServer {
             .iter()
             .map(|s| reader.read_snapshot(s.id).expect("snapshot"))
             .collect();
+        let readable = vec![PathBuf::from(&snapshots.last().expect("a snapshot").data_root)];
+        Self::serve(tmp, snapshots, readable, configure).await
+    }
+
+    /// Serves the last of `snapshots` (the others can be published through `lake`); sessions may
+    /// read `readable_dirs`. The socket is made in `tmp`, which the server keeps.
+    pub async fn serve(
+        tmp: tempfile::TempDir,
+        snapshots: Vec<LakeSnapshot>,
+        readable_dirs: Vec<PathBuf>,
+        configure: impl FnOnce(&mut SqlConfig),
+    ) -> TestServer {
         let latest = snapshots.last().expect("a snapshot");
         let (lake, rx) = watch::channel(Arc::new(sql_lake(latest)));
-        let mut config = SqlConfig::new(tmp.path().join("sock"), vec![PathBuf::from(&latest.data_root)]);
+        let mut config = SqlConfig::new(tmp.path().join("sock"), readable_dirs);
         config.port = 5433;
         configure(&mut config);
         let server = SqlServer::bind(config.clone(), rx).await.expect("bind");
+        let tcp_addr = server.tcp_addr();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             server
@@ -57,7 +72,7 @@ impl TestServer {
                 .await
                 .expect("run");
         });
-        TestServer { tmp, config, snapshots, lake, stop: Some(stop), task: Some(task) }
+        TestServer { tmp, config, snapshots, lake, tcp_addr, stop: Some(stop), task: Some(task) }
     }
 
     pub fn latest(&self) -> &LakeSnapshot {
@@ -75,6 +90,36 @@ impl TestServer {
         let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("connect over the socket");
         tokio::spawn(conn);
         client
+    }
+
+    /// A tokio-postgres client over TCP with `password` (SCRAM-SHA-256), or why it was refused.
+    pub async fn tcp_client(&self, password: Option<&str>) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let addr = self.tcp_addr.expect("TCP enabled");
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("127.0.0.1").port(addr.port()).user("tester").dbname("lake");
+        if let Some(p) = password {
+            cfg.password(p);
+        }
+        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    /// Publishes `snap` and waits until `client`'s next statement sees it.
+    pub async fn publish(&self, client: &tokio_postgres::Client, snap: &LakeSnapshot) {
+        self.lake.send(Arc::new(sql_lake(snap))).expect("publish");
+        let id = snap.snapshot.id.to_string();
+        loop {
+            let shown = client.simple_query("SHOW warmlake.snapshot").await.expect("SHOW warmlake.snapshot");
+            let current = shown.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            });
+            if current.as_deref() == Some(id.as_str()) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Stops the server and waits for it.
