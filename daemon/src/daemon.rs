@@ -65,7 +65,7 @@ pub enum DaemonError {
     #[error("a daemon task failed: {0}")]
     Task(String),
     #[error("no usable policy: {0}")]
-    Policy(#[from] PolicySourceError),
+    Policy(Box<PolicySourceError>),
 }
 
 /// What the daemon currently serves, for status reports.
@@ -152,7 +152,8 @@ impl Daemon {
             }),
             ..PolicySourceConfig::default()
         };
-        let policy_source = runtime.block_on(PolicySource::start(policy_config))?;
+        let policy_source =
+            runtime.block_on(PolicySource::start(policy_config)).map_err(|e| DaemonError::Policy(Box::new(e)))?;
         let policy = policy_source.current();
         let mut status = Status {
             lake: config.lake_name.clone(),
@@ -245,8 +246,12 @@ impl Daemon {
             // Nothing was mirrored under "deny": start the mirror again and read the catalog.
             *lock(&self.mirror) = Some(Mirror::open(&self.config.mirror_path())?);
             self.refresh()?;
-        } else if let Some((current, kept)) = lock(&self.served).clone() {
-            self.publish(current, kept, true);
+        } else {
+            // Bound first: the guard must not live across `publish`, which takes it again.
+            let served = lock(&self.served).clone();
+            if let Some((current, kept)) = served {
+                self.publish(current, kept, true);
+            }
         }
         let purged = self.purge(&policy)?;
         {
@@ -330,7 +335,7 @@ impl Daemon {
     fn sql_lake(&self, files: &SqlFiles, snapshot: &LakeSnapshot) -> SqlLake {
         let script = match files {
             // The tree's own lake.sql: the same views over the mount's paths.
-            SqlFiles::Mount => self.tree.script().unwrap_or_default(),
+            SqlFiles::Mount => self.tree.script(),
             SqlFiles::Local(root) => view_sql::lake_script(snapshot, &|k| format!("{root}{k}")),
         };
         SqlLake { snapshot: snapshot.snapshot.id, script }
@@ -348,9 +353,7 @@ impl Daemon {
     /// Shows `current` and `kept` (read from the catalog or the mirror) under the policy in
     /// force, in the mount and the SQL socket.
     fn publish(&self, current: LakeSnapshot, kept: Vec<LakeSnapshot>, policy_changed: bool) {
-        if !policy_changed
-            && lock(&self.served).as_ref().is_some_and(|(c, k)| *c == current && *k == kept)
-        {
+        if !policy_changed && lock(&self.served).as_ref().is_some_and(|(c, k)| *c == current && *k == kept) {
             // Nothing new: keep the tree (and the kernel's caches of it) as they are.
             self.update_status();
             return;

@@ -159,6 +159,11 @@ pub fn govern(policy: &Policy, snapshot: &LakeSnapshot) -> Governed {
         }
         shown.tables.push(table);
     }
+    // A schema whose every table is denied is not shown either (an empty one still is).
+    shown.schemas.retain(|schema| {
+        let had = snapshot.tables.iter().any(|t| &t.schema == schema);
+        !had || shown.tables.iter().any(|t| &t.schema == schema)
+    });
     Governed { snapshot: shown, access }
 }
 
@@ -265,6 +270,7 @@ mod tests {
         let g = govern(&p, &lake());
         let names: Vec<&str> = g.snapshot.tables.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["customers"]);
+        assert_eq!(g.snapshot.schemas, ["crm"], "finance had only denied tables");
         let customers = &g.snapshot.tables[0];
         assert_eq!(customers.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["name"]);
         assert_eq!(customers.inlined[0].rows[0], vec![Some("a".to_string()), None]);

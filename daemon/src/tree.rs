@@ -129,6 +129,8 @@ enum Node {
 struct State {
     nodes: HashMap<String, Node>,
     mtime: SystemTime,
+    /// The current snapshot's views (the root `lake.sql` without its settings).
+    script: String,
 }
 
 /// The daemon's tree: published snapshots over an [`ObjectSource`].
@@ -151,7 +153,7 @@ impl LakeTree {
         LakeTree {
             mount_root: mount_root.into(),
             source,
-            state: RwLock::new(Arc::new(State { nodes, mtime: SystemTime::UNIX_EPOCH })),
+            state: RwLock::new(Arc::new(State { nodes, mtime: SystemTime::UNIX_EPOCH, script: String::new() })),
             status: RwLock::new(Arc::from(&b"{}\n"[..])),
             access: Arc::new(RwLock::new(Arc::new(Access::default()))),
         }
@@ -161,7 +163,7 @@ impl LakeTree {
     /// under `.snapshots/<id>/`, as the policy lets this machine see them.
     pub fn publish(&self, current: &Governed, kept: &[Governed]) {
         let mut b = Builder { nodes: BTreeMap::new(), mount_root: self.mount_root.clone() };
-        b.snapshot("", current);
+        let script = b.snapshot("", current);
         for s in kept {
             b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s);
         }
@@ -169,7 +171,7 @@ impl LakeTree {
         b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(&current.snapshot);
         let nodes = b.finish();
-        let next = Arc::new(State { nodes, mtime });
+        let next = Arc::new(State { nodes, mtime, script });
         let access = Arc::new(current.access.clone());
         match self.access.write() {
             Ok(mut guard) => *guard = access,
@@ -191,12 +193,10 @@ impl LakeTree {
         }
     }
 
-    /// The current snapshot's `lake.sql` (views over this tree's paths), once published.
-    pub fn script(&self) -> Option<String> {
-        match self.current().nodes.get("lake.sql") {
-            Some(Node::Generated(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        }
+    /// The current snapshot's views over this tree's paths (`lake.sql` without the reader
+    /// settings it starts with), once published.
+    pub fn script(&self) -> String {
+        self.current().script.clone()
     }
 
     fn status_bytes(&self) -> Arc<[u8]> {
@@ -254,7 +254,8 @@ impl Builder {
         self.insert(path, Node::Generated(bytes.into()));
     }
 
-    fn snapshot(&mut self, prefix: &str, governed: &Governed) {
+    /// Adds one snapshot under `prefix`; returns its views script.
+    fn snapshot(&mut self, prefix: &str, governed: &Governed) -> String {
         let lake = &governed.snapshot;
         let join = |rest: &str| if prefix.is_empty() { rest.to_string() } else { format!("{prefix}/{rest}") };
         let mut urls: HashMap<LakeKey, String> = HashMap::new();
@@ -298,7 +299,14 @@ impl Builder {
             }
         }
         let script = view_sql::lake_script(lake, &|k| urls.get(k).cloned().unwrap_or_else(|| k.to_string()));
-        self.file(&join("lake.sql"), script.into_bytes());
+        // Chunks of denied columns are unreadable: DuckDB must not coalesce reads across them.
+        let settings = if governed.access.rules.values().any(|r| !r.denied_fields.is_empty()) {
+            "-- Some columns are denied by policy: read column chunks one by one.\nSET disable_parquet_prefetching = true;\n"
+        } else {
+            ""
+        };
+        self.file(&join("lake.sql"), format!("{settings}{script}").into_bytes());
+        script
     }
 
     fn finish(self) -> HashMap<String, Node> {

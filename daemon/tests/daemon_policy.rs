@@ -135,7 +135,7 @@ fn sentinels_never_reach_the_disk() {
         assert!(found.is_empty(), "{} on disk in {found:?}", String::from_utf8_lossy(marker));
     }
     // ... while allowed data is cached.
-    assert!(!holding(&[cfg.cache_dir.clone()], KIND).is_empty(), "web.events is cached");
+    assert!(!holding(std::slice::from_ref(&cfg.cache_dir), KIND).is_empty(), "web.events is cached");
     let stats = daemon.status().cache.expect("cache");
     assert!(stats.per_table.get("sales.orders").is_some_and(|c| c.bytes_not_stored > 0), "{stats:?}");
 
@@ -153,10 +153,12 @@ fn sentinels_never_reach_the_disk() {
     let mut buf = vec![0u8; 4096];
     use std::os::unix::fs::FileExt as _;
     let err = open.read_at(&mut buf, 0).expect_err("an open file obeys the new policy");
-    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    // EACCES from the read itself, or ENOENT when the kernel first revalidates the (now
+    // invalidated) attributes of a path the tree no longer has: either way, no bytes.
+    assert!(matches!(err.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound), "{err}");
     assert!(std::fs::File::open(&events).is_err(), "and cannot be opened again");
     assert!(!mnt.join("web").exists(), "web is no longer shown");
-    assert!(holding(&[cfg.cache_dir.clone()], KIND).is_empty(), "web.events purged from the cache");
+    assert!(holding(std::slice::from_ref(&cfg.cache_dir), KIND).is_empty(), "web.events purged from the cache");
     assert!(daemon.status().policy_purged_bytes > 0);
 
     // Nothing of the lake may stay: local.mode = "deny".
@@ -186,10 +188,15 @@ fn policy_edits_apply_while_running_and_bad_edits_keep_the_last_good() {
     let running = remote.rt.spawn(daemon.run(async move {
         let _ = stopped.await;
     }));
+    // Failures are collected, not raised, so the daemon is always stopped and unmounted.
+    let failures = std::cell::RefCell::new(Vec::new());
     let eventually = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !done() {
-            assert!(Instant::now() < deadline, "{what} did not happen within 10 s");
+            if Instant::now() > deadline {
+                failures.borrow_mut().push(format!("{what} did not happen within 10 s"));
+                return;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     };
@@ -208,12 +215,17 @@ fn policy_edits_apply_while_running_and_bad_edits_keep_the_last_good() {
     eventually("reporting the malformed policy", &|| {
         status()["policy_error"].as_str().is_some_and(|e| e.contains("policy.toml:3:"))
     });
-    assert!(!mnt.join("sales/customers").exists(), "the last good policy still applies");
+    if mnt.join("sales/customers").exists() {
+        failures.borrow_mut().push("the last good policy no longer applies".into());
+    }
 
     std::fs::write(&policy_file, "").expect("allow again");
     eventually("showing sales.customers again", &|| mnt.join("sales/customers").is_dir());
     eventually("clearing the error", &|| status()["policy_error"].is_null());
+    let last_status = status();
 
     let _ = stop.send(());
     remote.rt.block_on(running).expect("join").expect("daemon stops cleanly");
+    let failures = failures.into_inner();
+    assert!(failures.is_empty(), "{failures:?}; status: {last_status}");
 }

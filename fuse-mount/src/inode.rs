@@ -51,7 +51,7 @@ impl InodeTable {
                 NodeKind::File => files.push(INodeNo(*ino)),
             }
         }
-        for (path, ino) in &self.by_path {
+        for path in self.by_path.keys() {
             let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { continue };
             if let Some(parent_ino) = self.by_path.get(&parent) {
                 names.push((INodeNo(*parent_ino), name.to_string()));

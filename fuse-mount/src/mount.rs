@@ -19,8 +19,8 @@ use std::time::Duration;
 use fuser::{BackgroundSession, MountOption, SessionACL};
 
 use crate::fs::{FsConfig, TreeFs};
-use crate::inode::InodeTable;
 use crate::fuse::{FuseFs, KernelSettings};
+use crate::inode::InodeTable;
 use crate::mountinfo::is_fuse_mountpoint;
 use crate::read_pool::ReadPool;
 use crate::tree::Tree;
@@ -205,8 +205,7 @@ impl Mount {
     /// very request).
     pub fn invalidate(&self, contents: bool) {
         let Some(session) = &self.session else { return };
-        let (names, dirs, files) =
-            self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dentries();
+        let (names, dirs, files) = self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dentries();
         let dirs: Vec<fuser::INodeNo> = if contents { dirs.into_iter().chain(files).collect() } else { dirs };
         let notifier = session.notifier();
         let mut failed = 0usize;

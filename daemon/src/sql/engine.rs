@@ -21,7 +21,10 @@ pub struct Engine {
 impl Engine {
     /// Opens the database and locks it down: no access to files outside `readable_dirs`
     /// (and `spill_dir`, where DuckDB writes what does not fit in memory), no extension
-    /// loading, and a locked configuration, so no session can undo any of it.
+    /// loading, and a locked configuration, so no session can undo any of it. Parquet reads
+    /// are not coalesced across column chunks (`disable_parquet_prefetching`): the files are
+    /// local (the mount, or a local folder), and in the mount a chunk of a column the policy
+    /// denies is unreadable, so a read of allowed columns must not reach into it.
     pub fn open(readable_dirs: &[PathBuf], spill_dir: &Path, memory_limit: Option<&str>) -> Result<Self, SqlError> {
         let conn = Connection::open_in_memory().map_err(SqlError::Engine)?;
         let dirs: Vec<String> = readable_dirs.iter().map(|d| view_sql::literal(&dir_with_slash(d))).collect();
@@ -30,7 +33,8 @@ impl Engine {
              SET allowed_directories = [{dirs}];
              SET autoinstall_known_extensions = false;
              SET autoload_known_extensions = false;
-             SET enable_external_access = false;",
+             SET enable_external_access = false;
+             SET disable_parquet_prefetching = true;",
             spill = view_sql::literal(&dir_with_slash(spill_dir)),
             dirs = dirs.join(", "),
         );
