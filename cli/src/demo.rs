@@ -30,11 +30,19 @@ const SAMPLE_QUERY: &str = "SELECT region, count(*) AS orders, sum(amount) AS re
     count(*) FILTER (WHERE channel = 'app') AS app_orders \
     FROM sales.orders GROUP BY region ORDER BY region";
 
+/// The demo's governance policy: columns tagged as personal data never reach this machine.
+const DEMO_POLICY: &str = "# warmlake demo policy: columns tagged pii = true (sales.customers.email) are denied.\n\
+    [[rule]]\ntag = { pii = \"true\" }\naction = \"deny\"\nreason = \"personal data stays in the lake\"\n";
+
 fn demo_config(dir: &Path, mount: bool) -> anyhow::Result<Config> {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, DEMO_POLICY).with_context(|| format!("writing {}", policy.display()))?;
     let mut text = format!(
-        "[lake]\nname = \"demo\"\ncatalog = \"catalog.ducklake\"\n[state]\ndir = \"{}\"\n[cache]\ndir = \"{}\"\n",
+        "[lake]\nname = \"demo\"\ncatalog = \"catalog.ducklake\"\n[state]\ndir = \"{}\"\n[cache]\ndir = \"{}\"\n\
+         [policy]\nfile = \"{}\"\n",
         dir.join("state").display(),
-        dir.join("cache").display()
+        dir.join("cache").display(),
+        policy.display()
     );
     if mount {
         text.push_str(&format!("[mount]\npath = \"{}\"\n", dir.join("mnt").display()));
@@ -100,6 +108,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(socket) = &status.sql_socket {
         println!("   SQL     {} (PostgreSQL protocol)", socket.display());
     }
+    println!("   policy  {} ({}): sales.customers.email is denied", dir.join("policy.toml").display(), status.policy);
 
     println!("\n4. Query with DuckLake semantics (deletes applied, renamed/added columns, inlined rows):");
     println!("   {SAMPLE_QUERY}");
@@ -136,6 +145,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("   duckdb -init {}/lake.sql -c 'SELECT kind, count(*) FROM web.events GROUP BY 1'", mnt.display());
         println!("   cat {}/.warmlake/status.json", mnt.display());
     }
+    println!(
+        "   warmlake policy explain sales.customers.email --policy {} --catalog {}",
+        dir.join("policy.toml").display(),
+        catalog.display()
+    );
     println!("   warmlake dev query {} 'SELECT * FROM sales.returns'", catalog.display());
     println!("   warmlake daemon --config {}", config.display());
 

@@ -190,7 +190,7 @@ impl Daemon {
                     tracing::warn!(error = %e, "catalog unreachable; serving the local mirror");
                     status.offline = true;
                     status.last_error = Some(e.to_string());
-                    offline(&config, m)?
+                    offline(&config, m, &policy)?
                 }
                 _ => match e {
                     DaemonError::Catalog(e) => return Err(DaemonError::NoMirror(e)),
@@ -199,7 +199,7 @@ impl Daemon {
             },
         };
         status.data = current.data_root.clone();
-        let (source, cache, local_root) = data_source(&config, &current.data_root, &runtime)?;
+        let (source, cache, local_root) = data_source(&config, &policy, &current.data_root, &runtime)?;
         if deny && let Some(cache) = &cache {
             status.policy_purged_bytes = cache.evict_all()?;
         }
@@ -264,6 +264,16 @@ impl Daemon {
         Ok(())
     }
 
+    /// Drops cached bytes older than the policy's `max_age`. Blocking; errors are logged.
+    fn expire_cache(&self) {
+        let (Some(cache), Some(age)) = (&self.cache, self.policy().limits().max_age()) else { return };
+        match cache.evict_older_than(age) {
+            Ok(0) => {}
+            Ok(bytes) => tracing::info!(bytes, "cached bytes older than max_age dropped"),
+            Err(e) => tracing::warn!(error = %e, "dropping cached bytes older than max_age failed"),
+        }
+    }
+
     /// Drops cached bytes and mirror values `policy` forbids to store. Returns bytes evicted.
     fn purge(&self, policy: &Policy) -> Result<u64, DaemonError> {
         let served = lock(&self.served).clone();
@@ -277,7 +287,17 @@ impl Daemon {
             }
             return Ok(purged);
         }
-        let Some((current, kept)) = served else { return Ok(0) };
+        if let Some(cache) = &self.cache {
+            if let Some(age) = policy.limits().max_age() {
+                purged += cache.evict_older_than(age)?;
+            }
+            // A lower budget than the cache was opened with: shrink now (later writes still
+            // count against the opening budget until a restart).
+            if let Some(max) = policy.limits().max_cache() {
+                purged += cache.shrink_to(max)?;
+            }
+        }
+        let Some((current, kept)) = served else { return Ok(purged) };
         let all: Vec<LakeSnapshot> = kept.iter().cloned().chain(std::iter::once(current)).collect();
         if let Some(mirror) = lock(&self.mirror).as_mut() {
             mirror.scrub(&governance::mirror_scrub(policy, &all))?;
@@ -504,7 +524,11 @@ impl Daemon {
                 _ = ticker.tick() => {
                     let d = Arc::clone(&daemon);
                     // Errors are logged and reported in status; the daemon keeps serving.
-                    let _ = tokio::task::spawn_blocking(move || d.refresh()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let _ = d.refresh();
+                        d.expire_cache();
+                    })
+                    .await;
                 }
                 _ = status_ticker.tick() => daemon.update_status(),
             }
@@ -521,6 +545,7 @@ impl Daemon {
 #[allow(clippy::type_complexity)]
 fn data_source(
     config: &Config,
+    policy: &Policy,
     data_root: &str,
     runtime: &tokio::runtime::Handle,
 ) -> Result<(Arc<dyn ObjectSource>, Option<Cache>, Option<String>), DaemonError> {
@@ -534,7 +559,7 @@ fn data_source(
     }
     let store = Store::open(data_root, &config.store).map_err(|e| DaemonError::Store(Box::new(e)))?;
     let mut cache_config = CacheConfig::new(&config.cache_dir);
-    cache_config.max_cache = config.max_cache;
+    cache_config.max_cache = config.max_cache.min(policy.limits().max_cache().unwrap_or(u64::MAX));
     cache_config.min_free_disk = config.min_free_disk;
     let cache = Cache::open(cache_config, runtime.clone())?;
     tracing::info!(data = data_root, cache = %config.cache_dir.display(), "reading the lake's data through the cache");
@@ -553,7 +578,7 @@ fn online(
     policy: &Policy,
 ) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
     let source = CatalogReader::open(&CatalogLocation::parse(&config.catalog), config.data.as_deref())?;
-    let (current, kept) = read_kept(config, &source)?;
+    let (current, kept) = read_kept(config, &source, policy)?;
     if let Some(mirror) = mirror {
         let all: Vec<LakeSnapshot> = kept.iter().cloned().chain(std::iter::once(current.clone())).collect();
         let report = mirror.sync(&source, &governance::mirror_scrub(policy, &all))?;
@@ -565,14 +590,24 @@ fn online(
 }
 
 /// The newest snapshot and the kept ones, from the mirror (offline).
-fn offline(config: &Config, mirror: &Mirror) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
-    read_kept(config, &CatalogReader::open(&mirror.location(), None)?)
+fn offline(
+    config: &Config,
+    mirror: &Mirror,
+    policy: &Policy,
+) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
+    read_kept(config, &CatalogReader::open(&mirror.location(), None)?, policy)
 }
 
 /// The newest snapshot and the kept ones (newest last).
-fn read_kept(config: &Config, reader: &CatalogReader) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
+fn read_kept(
+    config: &Config,
+    reader: &CatalogReader,
+    policy: &Policy,
+) -> Result<(LakeSnapshot, Vec<LakeSnapshot>), DaemonError> {
     let snapshots = reader.snapshots()?;
-    let keep = config.keep_snapshots.max(1);
+    // The policy's keep_snapshots, when it sets one, can only lower the config's.
+    let by_policy = policy.limits().keep_snapshots_setting().map(|s| s.value as usize).unwrap_or(usize::MAX);
+    let keep = config.keep_snapshots.min(by_policy).max(1);
     let kept_ids: Vec<i64> = snapshots.iter().rev().take(keep).rev().map(|s| s.id).collect();
     let mut kept = Vec::with_capacity(kept_ids.len());
     for id in kept_ids {

@@ -757,7 +757,7 @@ mod tests {
         let fs = TreeFs::new(Arc::new(ShortTree), config());
         let f = fs.lookup(INodeNo::ROOT, OsStr::new("f")).unwrap();
         let (fh, flags) = fs.open(f.ino, OpenFlags(libc::O_RDONLY)).unwrap();
-        assert_eq!(flags, FopenFlags::empty());
+        assert_eq!(flags, FopenFlags::FOPEN_DIRECT_IO, "a file that may change is read directly");
         let err = fs.read_target(fh).unwrap().read(0, 10).unwrap_err();
         assert!(matches!(err, FsError::WrongReadLength { expected: 10, got: 9, .. }));
         assert_eq!(err.to_errno(), libc::EIO);
