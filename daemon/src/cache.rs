@@ -310,6 +310,9 @@ struct Inner {
     flights: Mutex<HashMap<String, Vec<Flight>>>,
     next_flight: AtomicU64,
     layouts: Mutex<HashMap<String, LayoutSlot>>,
+    /// Demand reads per table and column (field id), since the cache was opened: what people
+    /// read, for `hot` prewarming. A leaf lock.
+    heat: Mutex<HashMap<String, BTreeMap<i32, u64>>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -330,6 +333,7 @@ impl Cache {
                 flights: Mutex::new(HashMap::new()),
                 next_flight: AtomicU64::new(1),
                 layouts: Mutex::new(HashMap::new()),
+                heat: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -353,6 +357,9 @@ impl Cache {
             return Ok(Bytes::new());
         }
         let units = self.units(object, opts).await?;
+        if let (Priority::Demand, OwnedUnits::Layout(layout), Some(table)) = (opts.priority, &units, &object.table) {
+            self.record_heat(table, layout, offset..end);
+        }
         self.read_with(object, offset..end, opts, &units, true).await.map(|b| b.unwrap_or_default())
     }
 
@@ -528,6 +535,23 @@ impl Cache {
     pub fn present(&self, object: &ObjectRef) -> RangeSet {
         let core = self.inner.disk.core();
         core.state.objects.get(&object.cache_key()).map(|o| o.present.clone()).unwrap_or_default()
+    }
+
+    /// How often each column (field id) of `table` was read on demand since the cache opened:
+    /// the basis of `hot` columns. Reads are attributed to every column chunk they overlap,
+    /// so a reader (or kernel readahead) that reads across chunks warms its neighbours too.
+    pub fn column_heat(&self, table: &str) -> BTreeMap<i32, u64> {
+        self.inner.heat.lock().unwrap_or_else(|e| e.into_inner()).get(table).cloned().unwrap_or_default()
+    }
+
+    fn record_heat(&self, table: &str, layout: &Layout, range: Range<u64>) {
+        let mut heat = self.inner.heat.lock().unwrap_or_else(|e| e.into_inner());
+        let columns = heat.entry(table.to_string()).or_default();
+        for c in layout.chunks.iter().filter(|c| c.range.start < range.end && range.start < c.range.end) {
+            if let Some(id) = c.field_id {
+                *columns.entry(id).or_default() += 1;
+            }
+        }
     }
 
     /// The pieces of `object` held in the cache, with what they belong to.

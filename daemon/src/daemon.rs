@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::governance::{self, Governed};
 use crate::mirror::{Mirror, MirrorError, create_private_dir};
 use crate::policy_source::{CentralPolicy, LocalPolicy, PolicySource, PolicySourceConfig, PolicySourceError};
+use crate::prewarm::{self, PrewarmError, PrewarmProgress, PrewarmReport, PrewarmRequest};
 use crate::sql::{SqlConfig, SqlError, SqlLake, SqlServer};
 use crate::store::{Store, StoreError};
 use crate::tree::{LakeTree, LocalSource, ObjectSource};
@@ -124,6 +125,10 @@ pub struct Daemon {
     served: Mutex<Option<(LakeSnapshot, Vec<LakeSnapshot>)>>,
     tree: Arc<LakeTree>,
     cache: Option<Cache>,
+    /// The data store the cache reads from (a remote lake only).
+    store: Option<Store>,
+    /// Names of prewarm jobs running now: a job is never started twice at once.
+    prewarming: Mutex<std::collections::BTreeSet<String>>,
     mount: Mutex<Option<warmlake_fuse_mount::Mount>>,
     sql: Mutex<Option<SqlService>>,
     status: Mutex<Status>,
@@ -199,7 +204,11 @@ impl Daemon {
             },
         };
         status.data = current.data_root.clone();
-        let (source, cache, local_root) = data_source(&config, &policy, &current.data_root, &runtime)?;
+        let (source, remote, local_root) = data_source(&config, &policy, &current.data_root, &runtime)?;
+        let (cache, store) = match remote {
+            Some((cache, store)) => (Some(cache), Some(store)),
+            None => (None, None),
+        };
         if deny && let Some(cache) = &cache {
             status.policy_purged_bytes = cache.evict_all()?;
         }
@@ -214,6 +223,8 @@ impl Daemon {
             served: Mutex::new(None),
             tree,
             cache,
+            store,
+            prewarming: Mutex::new(std::collections::BTreeSet::new()),
             mount: Mutex::new(None),
             sql: Mutex::new(None),
             status: Mutex::new(status),
@@ -262,6 +273,54 @@ impl Daemon {
         self.update_status();
         tracing::info!(purged_bytes = purged, "policy in force: {}", summary(&policy));
         Ok(())
+    }
+
+    /// Prewarms `request` on the snapshot served now, under the policy in force (tables that
+    /// may not be stored are skipped and reported). `progress` is called after each file;
+    /// `cancel` stops the job between files. Runs on the async runtime.
+    pub async fn prewarm(
+        &self,
+        request: &PrewarmRequest,
+        progress: &(dyn Fn(&PrewarmProgress) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<PrewarmReport, PrewarmError> {
+        let (Some(cache), Some(store)) = (&self.cache, &self.store) else {
+            return Err(PrewarmError::LocalLake(lock(&self.status).data.clone()));
+        };
+        let governed = {
+            let policy = self.policy();
+            let served = lock(&self.served).clone();
+            match served {
+                Some((current, _)) => governance::govern(&policy, &current),
+                None => Governed::unrestricted(LakeSnapshot::default()),
+            }
+        };
+        prewarm::prewarm(cache, store, &governed, request, progress, cancel).await
+    }
+
+    /// Runs the prewarm job `name` unless it is already running (a schedule that fires again
+    /// while its last run is still going does nothing). Logs its outcome.
+    async fn run_job(&self, name: &str, request: &PrewarmRequest, cancel: &CancellationToken) {
+        if !lock(&self.prewarming).insert(name.to_string()) {
+            tracing::info!(job = name, "prewarm job still running; this run is skipped");
+            return;
+        }
+        tracing::info!(job = name, "prewarm started");
+        let logged = |p: &PrewarmProgress| {
+            tracing::debug!(job = name, files = p.files_done, of = p.files_total, bytes = p.bytes_done, "prewarm");
+        };
+        match self.prewarm(request, &logged, cancel).await {
+            Ok(r) => tracing::info!(
+                job = name,
+                files = r.progress.files_done,
+                bytes = r.progress.bytes_done,
+                fetched = r.progress.bytes_fetched,
+                skipped = r.skipped.len(),
+                "prewarm done"
+            ),
+            Err(e) => tracing::warn!(job = name, error = %e, "prewarm failed"),
+        }
+        lock(&self.prewarming).remove(name);
     }
 
     /// Drops cached bytes older than the policy's `max_age`. Blocking; errors are logged.
@@ -504,10 +563,23 @@ impl Daemon {
         status_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut policies = daemon.policy_source.subscribe();
         let mut policy_live = true;
+        // Background prewarm jobs: cancelled and awaited at shutdown.
+        let jobs = tokio_util::task::TaskTracker::new();
+        let stop_jobs = CancellationToken::new();
+        let spawn_job = |name: String, request: PrewarmRequest| {
+            let (d, cancel) = (Arc::clone(&daemon), stop_jobs.clone());
+            jobs.spawn(async move { d.run_job(&name, &request, &cancel).await });
+        };
         tokio::pin!(shutdown);
         loop {
+            let (next_job, due) = next_prewarm(&daemon.policy());
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = tokio::time::sleep(due), if next_job.is_some() => {
+                    for job in next_job.into_iter().flatten() {
+                        spawn_job(job.name.clone(), PrewarmRequest { tables: job.tables, columns: job.columns });
+                    }
+                }
                 changed = policies.changed(), if policy_live => {
                     if changed.is_err() {
                         policy_live = false;
@@ -523,32 +595,43 @@ impl Daemon {
                 }
                 _ = ticker.tick() => {
                     let d = Arc::clone(&daemon);
+                    let before = daemon.status().snapshot;
                     // Errors are logged and reported in status; the daemon keeps serving.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        let _ = d.refresh();
+                    let now = tokio::task::spawn_blocking(move || {
+                        let now = d.refresh().ok();
                         d.expire_cache();
+                        now
                     })
-                    .await;
+                    .await
+                    .ok()
+                    .flatten();
+                    // New data: fetch the columns people read for its new files.
+                    if now.is_some() && now != before && daemon.cache.is_some() {
+                        spawn_job(HOT_JOB.into(), hot_everywhere());
+                    }
                 }
                 _ = status_ticker.tick() => daemon.update_status(),
             }
         }
         tracing::info!("shutting down");
+        stop_jobs.cancel();
+        jobs.close();
+        jobs.wait().await;
         let daemon = Arc::try_unwrap(daemon).map_err(|_| DaemonError::Task("a refresh is still running".into()))?;
         tokio::task::spawn_blocking(move || daemon.stop()).await.map_err(|e| DaemonError::Task(e.to_string()))?
     }
 }
 
 /// Where file contents come from: the lake's own folder when its data is on this machine (no
-/// copy needed), else the chunk cache over the data store. Also returns the cache, and the
-/// local data root (with a trailing `/`) when there is one.
+/// copy needed), else the chunk cache over the data store. Also returns the cache and the
+/// store (remote lakes), or the local data root with a trailing `/` (local lakes).
 #[allow(clippy::type_complexity)]
 fn data_source(
     config: &Config,
     policy: &Policy,
     data_root: &str,
     runtime: &tokio::runtime::Handle,
-) -> Result<(Arc<dyn ObjectSource>, Option<Cache>, Option<String>), DaemonError> {
+) -> Result<(Arc<dyn ObjectSource>, Option<(Cache, Store)>, Option<String>), DaemonError> {
     let local = data_root.strip_prefix("file://").unwrap_or(data_root);
     if !local.contains("://") {
         let mut root = local.to_string();
@@ -563,7 +646,7 @@ fn data_source(
     cache_config.min_free_disk = config.min_free_disk;
     let cache = Cache::open(cache_config, runtime.clone())?;
     tracing::info!(data = data_root, cache = %config.cache_dir.display(), "reading the lake's data through the cache");
-    Ok((Arc::new(CachedSource::new(cache.clone(), store)), Some(cache), None))
+    Ok((Arc::new(CachedSource::new(cache.clone(), store.clone())), Some((cache, store)), None))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -618,6 +701,34 @@ fn read_kept(
         None => reader.read_snapshot(reader.latest_snapshot()?.id)?,
     };
     Ok((current, kept))
+}
+
+/// The job that fetches hot columns of new data files after each refresh.
+const HOT_JOB: &str = "hot-columns";
+
+/// Hot columns of every table.
+fn hot_everywhere() -> PrewarmRequest {
+    let all = warmlake_policy::QualifiedGlob::new("*.*").map(|g| vec![g]).unwrap_or_default();
+    PrewarmRequest { tables: all, columns: warmlake_policy::ColumnSelection::Hot }
+}
+
+/// The policy's cron prewarm jobs that fire next, and how long until they do (local time, as
+/// people write "8:45 on Mondays"). `None` when no job has a cron schedule.
+fn next_prewarm(policy: &Policy) -> (Option<Vec<warmlake_policy::PrewarmJob>>, Duration) {
+    let now = chrono::Local::now();
+    let mut next: Option<(chrono::DateTime<chrono::Local>, Vec<warmlake_policy::PrewarmJob>)> = None;
+    for job in policy.schedules().prewarm() {
+        let Some(at) = job.cron.as_ref().and_then(|c| c.schedule().after(&now).next()) else { continue };
+        match &mut next {
+            Some((t, jobs)) if at == *t => jobs.push(job.clone()),
+            Some((t, _)) if at > *t => {}
+            _ => next = Some((at, vec![job.clone()])),
+        }
+    }
+    match next {
+        Some((at, jobs)) => (Some(jobs), (at - now).to_std().unwrap_or_default()),
+        None => (None, Duration::from_secs(3600)),
+    }
 }
 
 /// One line for status: the mode and how many rules.

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod local_query;
 pub mod mirror;
 pub mod policy_source;
+pub mod prewarm;
 pub mod sql;
 pub mod store;
 pub mod tree;

@@ -222,6 +222,12 @@ fn snapshot_time(s: &LakeSnapshot) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// Settings `lake.sql` starts with. DuckDB reads only the column chunks a query needs instead
+/// of coalescing neighbours: in the mount, a chunk of a column the policy denies is unreadable,
+/// and every byte read is a byte the cache fetches and the heat statistics count.
+const READER_SETTINGS: &str = "-- Read only the column chunks a query needs (see warmlake's README).\n\
+                               SET disable_parquet_prefetching = true;\n";
+
 /// Collects nodes by path; directories are implied by the files below them.
 struct Builder {
     nodes: BTreeMap<String, Option<Node>>,
@@ -299,13 +305,7 @@ impl Builder {
             }
         }
         let script = view_sql::lake_script(lake, &|k| urls.get(k).cloned().unwrap_or_else(|| k.to_string()));
-        // Chunks of denied columns are unreadable: DuckDB must not coalesce reads across them.
-        let settings = if governed.access.rules.values().any(|r| !r.denied_fields.is_empty()) {
-            "-- Some columns are denied by policy: read column chunks one by one.\nSET disable_parquet_prefetching = true;\n"
-        } else {
-            ""
-        };
-        self.file(&join("lake.sql"), format!("{settings}{script}").into_bytes());
+        self.file(&join("lake.sql"), format!("{READER_SETTINGS}{script}").into_bytes());
         script
     }
 
