@@ -4,6 +4,7 @@
 //! COPY data by pgwire's `CopyEncoder`. COPY to or from anything but the client (server files,
 //! programs) stays refused.
 
+use super::statement::skip_quoted;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -272,7 +273,7 @@ fn tokenize(s: &str) -> Vec<String> {
         if c.is_ascii_whitespace() || c == b';' {
             i += 1;
         } else if c == b'\'' || c == b'"' {
-            let end = quoted_end(bytes, i);
+            let end = skip_quoted(bytes, i);
             out.push(s[i..end].to_owned());
             i = end;
         } else if matches!(c, b'(' | b')' | b',') {
@@ -281,28 +282,12 @@ fn tokenize(s: &str) -> Vec<String> {
         } else {
             let start = i;
             while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !matches!(bytes[i], b'(' | b')' | b',' | b';') {
-                i = if matches!(bytes[i], b'\'' | b'"') { quoted_end(bytes, i) } else { i + 1 };
+                i = if matches!(bytes[i], b'\'' | b'"') { skip_quoted(bytes, i) } else { i + 1 };
             }
             out.push(s[start..i].to_owned());
         }
     }
     out
-}
-
-fn quoted_end(bytes: &[u8], i: usize) -> usize {
-    let quote = bytes[i];
-    let mut j = i + 1;
-    while j < bytes.len() {
-        if bytes[j] == quote {
-            if bytes.get(j + 1) == Some(&quote) {
-                j += 2;
-                continue;
-            }
-            return j + 1;
-        }
-        j += 1;
-    }
-    bytes.len()
 }
 
 /// The index of the `)` closing the `(` at `open`, outside quotes.
@@ -313,7 +298,7 @@ fn matching_paren(s: &str, open: usize) -> Option<usize> {
     while i < bytes.len() {
         match bytes[i] {
             b'\'' | b'"' => {
-                i = quoted_end(bytes, i);
+                i = skip_quoted(bytes, i);
                 continue;
             }
             b'(' => depth += 1,

@@ -8,6 +8,7 @@
 //! other parameters are described as `text`, and their text is bound as a string, which DuckDB
 //! casts to whatever the query compares it with.
 
+use super::statement::skip_quoted;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use duckdb::types::{TimeUnit, Value};
 use pg_interval::Interval;
@@ -80,7 +81,7 @@ fn casts(sql: &str) -> Vec<Option<Type>> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'\'' | b'"' => i = quoted_end(bytes, i),
+            b'\'' | b'"' => i = skip_quoted(bytes, i),
             b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 let end = i + 1 + bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
                 let Ok(n) = sql[i + 1..end].parse::<usize>() else { break };
@@ -120,22 +121,6 @@ fn cast_type(target: &str) -> Option<Type> {
         let array = after.trim_start().starts_with('[');
         (boundary && !array).then(|| t.clone())
     })
-}
-
-fn quoted_end(bytes: &[u8], i: usize) -> usize {
-    let quote = bytes[i];
-    let mut j = i + 1;
-    while j < bytes.len() {
-        if bytes[j] == quote {
-            if bytes.get(j + 1) == Some(&quote) {
-                j += 2;
-                continue;
-            }
-            return j + 1;
-        }
-        j += 1;
-    }
-    bytes.len()
 }
 
 /// Every parameter of `portal` as the DuckDB value to bind.

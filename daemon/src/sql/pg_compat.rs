@@ -5,6 +5,8 @@
 //! macros, and `pg_catalog.<name>` is renamed to them outside string literals. Lake tables
 //! are DuckDB views, so psql's `\dt` is widened to list views too.
 
+use super::statement::skip_quoted;
+
 /// Macros the engine creates before locking its configuration: `version()`; for the
 /// relations in [`RELATIONS`], table macros with the columns psql's `\d` and JDBC's metadata
 /// read; for the functions in [`FUNCTIONS`], overloads DuckDB lacks. Column types are the
@@ -188,23 +190,6 @@ fn rename_catalog_names(sql: &str) -> String {
 
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Index after the quoted run starting at `i` (doubled quotes escape).
-fn skip_quoted(bytes: &[u8], i: usize) -> usize {
-    let quote = bytes[i];
-    let mut j = i + 1;
-    while j < bytes.len() {
-        if bytes[j] == quote {
-            if bytes.get(j + 1) == Some(&quote) {
-                j += 2;
-                continue;
-            }
-            return j + 1;
-        }
-        j += 1;
-    }
-    bytes.len()
 }
 
 #[cfg(test)]

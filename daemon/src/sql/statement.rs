@@ -69,8 +69,8 @@ fn push_nonempty<'a>(out: &mut Vec<&'a str>, s: &'a str) {
 }
 
 /// Index after a quoted run starting at `i` (`'...'` or `"..."`, doubled quote escapes;
-/// a backslash escapes in `E'...'` strings).
-fn skip_quoted(bytes: &[u8], i: usize) -> usize {
+/// a backslash escapes in `E'...'` strings). The one SQL quote scanner of the socket.
+pub(super) fn skip_quoted(bytes: &[u8], i: usize) -> usize {
     let quote = bytes[i];
     let backslash = quote == b'\'' && i > 0 && matches!(bytes[i - 1], b'e' | b'E');
     let mut j = i + 1;
