@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use warmlake_policy::{Mode, Policy};
 
-use crate::cache::{Cache, CacheConfig, CacheError, CacheStats};
+use crate::cache::{self, Cache, CacheConfig, CacheError, CacheStats};
 use crate::cached_source::CachedSource;
 use crate::catalog::{CatalogError, CatalogLocation, CatalogReader, LakeSnapshot};
 use crate::config::Config;
@@ -39,6 +39,7 @@ use crate::governance::{self, Governed};
 use crate::mirror::{Mirror, MirrorError, create_private_dir};
 use crate::policy_source::{CentralPolicy, LocalPolicy, PolicySource, PolicySourceConfig, PolicySourceError};
 use crate::prewarm::{self, PrewarmError, PrewarmProgress, PrewarmReport, PrewarmRequest};
+use crate::scheduler;
 use crate::sql::{SqlConfig, SqlError, SqlLake, SqlServer};
 use crate::store::{Store, StoreError};
 use crate::tree::{LakeTree, LocalSource, ObjectSource};
@@ -451,7 +452,10 @@ impl Daemon {
             // A new policy may refuse bytes open files already hold in the page cache.
             mount.invalidate(policy_changed);
         }
-        *lock(&self.served) = Some((current, kept));
+        let previous = lock(&self.served).replace((current, kept));
+        if let (Some(before), Some(after)) = (previous, lock(&self.served).clone()) {
+            self.evict_departed(&before, &after);
+        }
         if let Some(sql) = &*lock(&self.sql) {
             let next = Arc::new(self.sql_lake(&sql.files, &governed.snapshot));
             sql.lake.send_if_modified(|lake| {
@@ -461,6 +465,39 @@ impl Daemon {
             });
         }
         self.update_status();
+    }
+
+    /// Drops the cached bytes of files that left every snapshot served (compacted or expired
+    /// away), and of files the catalog schedules for deletion: nobody can read them through
+    /// warmlake any more. Blocking; errors are logged (the budget evicts them eventually).
+    fn evict_departed(&self, before: &(LakeSnapshot, Vec<LakeSnapshot>), after: &(LakeSnapshot, Vec<LakeSnapshot>)) {
+        let (Some(cache), Some(store)) = (&self.cache, &self.store) else { return };
+        let keys = |(current, kept): &(LakeSnapshot, Vec<LakeSnapshot>)| {
+            let mut keys = std::collections::BTreeSet::new();
+            for s in kept.iter().chain(std::iter::once(current)) {
+                for t in &s.tables {
+                    for f in &t.files {
+                        keys.insert(f.key.as_str().to_string());
+                        keys.extend(f.deletes.iter().map(|d| d.key.as_str().to_string()));
+                    }
+                }
+            }
+            keys
+        };
+        let still = keys(after);
+        let scheduled = after.0.scheduled_for_deletion.iter().map(|k| k.as_str().to_string());
+        let gone: std::collections::BTreeSet<String> =
+            keys(before).into_iter().filter(|k| !still.contains(k)).chain(scheduled).collect();
+        let mut freed = 0;
+        for key in &gone {
+            match cache.evict_object(&cache::ObjectRef::new(store.clone(), key.as_str(), 0)) {
+                Ok(bytes) => freed += bytes,
+                Err(e) => tracing::warn!(key, error = %e, "cannot evict a file that left the lake"),
+            }
+        }
+        if freed > 0 {
+            tracing::info!(files = gone.len(), bytes = freed, "evicted files no snapshot serves any more");
+        }
     }
 
     /// Rewrites `.warmlake/status.json` with current counters.
@@ -572,12 +609,12 @@ impl Daemon {
         };
         tokio::pin!(shutdown);
         loop {
-            let (next_job, due) = next_prewarm(&daemon.policy());
+            let (next_job, due) = scheduler::next_prewarm_from_now(&daemon.policy());
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(due), if next_job.is_some() => {
                     for job in next_job.into_iter().flatten() {
-                        spawn_job(job.name.clone(), PrewarmRequest { tables: job.tables, columns: job.columns });
+                        spawn_job(job.name.clone(), scheduler::request(&job));
                     }
                 }
                 changed = policies.changed(), if policy_live => {
@@ -607,7 +644,7 @@ impl Daemon {
                     .flatten();
                     // New data: fetch the columns people read for its new files.
                     if now.is_some() && now != before && daemon.cache.is_some() {
-                        spawn_job(HOT_JOB.into(), hot_everywhere());
+                        spawn_job(scheduler::HOT_JOB.into(), scheduler::hot_everywhere());
                     }
                 }
                 _ = status_ticker.tick() => daemon.update_status(),
@@ -701,34 +738,6 @@ fn read_kept(
         None => reader.read_snapshot(reader.latest_snapshot()?.id)?,
     };
     Ok((current, kept))
-}
-
-/// The job that fetches hot columns of new data files after each refresh.
-const HOT_JOB: &str = "hot-columns";
-
-/// Hot columns of every table.
-fn hot_everywhere() -> PrewarmRequest {
-    let all = warmlake_policy::QualifiedGlob::new("*.*").map(|g| vec![g]).unwrap_or_default();
-    PrewarmRequest { tables: all, columns: warmlake_policy::ColumnSelection::Hot }
-}
-
-/// The policy's cron prewarm jobs that fire next, and how long until they do (local time, as
-/// people write "8:45 on Mondays"). `None` when no job has a cron schedule.
-fn next_prewarm(policy: &Policy) -> (Option<Vec<warmlake_policy::PrewarmJob>>, Duration) {
-    let now = chrono::Local::now();
-    let mut next: Option<(chrono::DateTime<chrono::Local>, Vec<warmlake_policy::PrewarmJob>)> = None;
-    for job in policy.schedules().prewarm() {
-        let Some(at) = job.cron.as_ref().and_then(|c| c.schedule().after(&now).next()) else { continue };
-        match &mut next {
-            Some((t, jobs)) if at == *t => jobs.push(job.clone()),
-            Some((t, _)) if at > *t => {}
-            _ => next = Some((at, vec![job.clone()])),
-        }
-    }
-    match next {
-        Some((at, jobs)) => (Some(jobs), (at - now).to_std().unwrap_or_default()),
-        None => (None, Duration::from_secs(3600)),
-    }
 }
 
 /// One line for status: the mode and how many rules.

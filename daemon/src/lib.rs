@@ -14,6 +14,7 @@ pub mod local_query;
 pub mod mirror;
 pub mod policy_source;
 pub mod prewarm;
+pub mod scheduler;
 pub mod sql;
 pub mod store;
 pub mod tree;

@@ -88,3 +88,53 @@ fn remote_lake_through_cache_mount_and_socket() {
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     daemon.stop().expect("stop");
 }
+
+#[test]
+fn a_file_that_leaves_the_lake_leaves_the_cache() {
+    if !fixtures::fuse_available("a_file_that_leaves_the_lake_leaves_the_cache") {
+        return;
+    }
+    let spec = LakeSpec { events_rows: 20_000, events_files: 3, ..LakeSpec::default() };
+    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let policy_file = remote.tmp.path().join("policy.toml");
+    std::fs::write(&policy_file, "").expect("policy");
+    let cfg =
+        remote.config_with(&format!("[policy]\nfile = \"{}\"\n[refresh]\nkeep_snapshots = 1\n", policy_file.display()));
+    let daemon = Daemon::start(cfg, remote.rt.handle().clone()).expect("daemon starts");
+    let cache = daemon.cache().expect("cache").clone();
+    let mnt = remote.mnt();
+    let catalog = &remote.lake.catalogs[0];
+    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
+        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", catalog.display())),
+        None,
+    )
+    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
+    .expect("snapshot");
+    let events = snapshot.table("web", "events").expect("events");
+    let object = |f: &warmlake_daemon::catalog::DataFile| {
+        warmlake_daemon::cache::ObjectRef::new(remote.store.clone(), f.key.as_str(), f.size as u64)
+    };
+    for f in &events.files {
+        std::fs::read(mnt.join("web/events").join(&f.name)).expect("read");
+        assert!(!cache.present(&object(f)).is_empty(), "cached after reading");
+    }
+
+    // A new snapshot in which the first events file is compacted away (its row ends).
+    let (gone, kept) = (&events.files[0], &events.files[1]);
+    let next = remote.lake.latest_snapshot + 1;
+    let conn = rusqlite::Connection::open(catalog).expect("open catalog");
+    conn.execute_batch(&format!(
+        "INSERT INTO ducklake_snapshot SELECT {next}, snapshot_time, schema_version, next_catalog_id, next_file_id \
+         FROM ducklake_snapshot WHERE snapshot_id = {latest};
+         UPDATE ducklake_data_file SET end_snapshot = {next} WHERE data_file_id = {id};",
+        latest = remote.lake.latest_snapshot,
+        id = gone.id
+    ))
+    .expect("commit a snapshot");
+    drop(conn);
+    assert_eq!(daemon.refresh().expect("refresh"), next);
+    assert!(!mnt.join("web/events").join(&gone.name).exists(), "gone from the mount");
+    assert!(cache.present(&object(gone)).is_empty(), "and from the cache");
+    assert!(!cache.present(&object(kept)).is_empty(), "other files stay cached");
+    daemon.stop().expect("stop");
+}
