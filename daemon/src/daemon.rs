@@ -135,6 +135,10 @@ pub struct Daemon {
     status: Mutex<Status>,
 }
 
+/// How long after a change to a local catalog file the daemon refreshes: the writer's commit
+/// touches the file several times in a few milliseconds.
+const CATALOG_SETTLE: Duration = Duration::from_millis(300);
+
 /// How often `.warmlake/status.json` is rewritten between refreshes (cache counters move).
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -600,6 +604,21 @@ impl Daemon {
         status_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut policies = daemon.policy_source.subscribe();
         let mut policy_live = true;
+        // A catalog in a local file is watched: a commit is served within about a second,
+        // without waiting for the refresh interval.
+        let catalog_changed = Arc::new(tokio::sync::Notify::new());
+        let _catalog_watch = match CatalogLocation::parse(&daemon.config.catalog) {
+            CatalogLocation::DuckDb(path) | CatalogLocation::Sqlite(path) => {
+                let mut files = vec![path.clone()];
+                files.extend(["-wal", ".wal", "-journal"].map(|s| PathBuf::from(format!("{}{s}", path.display()))));
+                crate::file_watch::FileWatch::start(&files, "catalog", Arc::clone(&catalog_changed))
+                    .map_err(
+                        |e| tracing::warn!(error = %e, "cannot watch the catalog; refreshing on the interval only"),
+                    )
+                    .ok()
+            }
+            CatalogLocation::Postgres(_) => None,
+        };
         // Background prewarm jobs: cancelled and awaited at shutdown.
         let jobs = tokio_util::task::TaskTracker::new();
         let stop_jobs = CancellationToken::new();
@@ -629,6 +648,11 @@ impl Daemon {
                         Ok(Err(e)) => tracing::error!(error = %e, "applying the new policy failed"),
                         Err(e) => tracing::error!(error = %e, "applying the new policy panicked"),
                     }
+                }
+                () = catalog_changed.notified() => {
+                    // Let the writer finish its transaction (and further events settle).
+                    tokio::time::sleep(CATALOG_SETTLE).await;
+                    ticker.reset_immediately();
                 }
                 _ = ticker.tick() => {
                     let d = Arc::clone(&daemon);

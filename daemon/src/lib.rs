@@ -6,6 +6,7 @@ pub mod cached_source;
 pub mod catalog;
 pub mod config;
 pub mod daemon;
+mod file_watch;
 pub mod generate;
 pub mod governance;
 pub mod lake_path;

@@ -51,9 +51,9 @@ use warmlake_policy::{Policy, PolicyError};
 
 pub use local::LocalError;
 
+use crate::file_watch::FileWatch;
 use crate::store::{StoreConfig, StoreError};
 use central::{CentralStore, Fetched};
-use local::FileWatch;
 
 /// After an event on the local file, wait until it has been quiet this long before reading
 /// it: editors write in several steps (truncate then write, or write a temporary file then
@@ -275,11 +275,13 @@ impl PolicySource {
     pub async fn start(config: PolicySourceConfig) -> Result<PolicySource, PolicySourceError> {
         // Watch before the first read, so an edit made while starting is not missed.
         let changed = Arc::new(Notify::new());
-        let watch = config.local.as_ref().and_then(|l| match FileWatch::start(&l.path, changed.clone()) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!("cannot watch policy files ({e}); edits apply at the next periodic re-read");
-                None
+        let watch = config.local.as_ref().and_then(|l| {
+            match FileWatch::start(std::slice::from_ref(&l.path), "policy file", changed.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!("cannot watch policy files ({e}); edits apply at the next periodic re-read");
+                    None
+                }
             }
         });
         let (state, central) = load_initial(&config).await?;

@@ -131,3 +131,49 @@ fn no_catalog_and_no_mirror_is_a_clear_error() {
         Ok(_) => panic!("started without a catalog"),
     }
 }
+
+#[test]
+fn a_commit_to_a_local_catalog_is_served_without_waiting_for_the_interval() {
+    if !fixtures::fuse_available("a_commit_to_a_local_catalog_is_served_without_waiting_for_the_interval") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = LakeSpec { events_rows: 1_000, events_files: 1, ..LakeSpec::default() };
+    let lake = generate::generate(&tmp.path().join("lake"), &spec, &[CatalogKind::Sqlite]).expect("generate");
+    std::fs::create_dir(tmp.path().join("mnt")).expect("mountpoint");
+    std::fs::write(tmp.path().join("policy.toml"), "").expect("policy");
+    let mut cfg = config(tmp.path(), &lake.catalogs[0], true);
+    cfg.refresh_interval = std::time::Duration::from_secs(3600);
+    cfg.policy_file = Some(tmp.path().join("policy.toml"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let daemon = Daemon::start(cfg, rt.handle().clone()).expect("starts");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = rt.spawn(daemon.run(async move {
+        let _ = stopped.await;
+    }));
+    let next = lake.latest_snapshot + 1;
+    let conn = rusqlite::Connection::open(&lake.catalogs[0]).expect("open");
+    conn.execute_batch(&format!(
+        "INSERT INTO ducklake_snapshot SELECT {next}, snapshot_time, schema_version, next_catalog_id, next_file_id \
+         FROM ducklake_snapshot WHERE snapshot_id = {};",
+        lake.latest_snapshot
+    ))
+    .expect("commit");
+    drop(conn);
+    let status = tmp.path().join("mnt/.warmlake/status.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        seen = std::fs::read(&status)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["snapshot"].as_i64());
+        if seen == Some(next) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = stop.send(());
+    rt.block_on(running).expect("join").expect("stops cleanly");
+    assert_eq!(seen, Some(next), "the commit was not served within 10 s (refresh interval is an hour)");
+}
