@@ -202,16 +202,6 @@ impl RemoteLake {
         let root = format!("{}/", self.lake.data_dir.display());
         warmlake_daemon::view_sql::lake_script(&self.snapshot, &|k| format!("{root}{k}"))
     }
-
-    /// The local copy of a data file of `schema.table`, and its path in the mount.
-    pub fn file_paths(
-        &self,
-        file: &warmlake_daemon::catalog::DataFile,
-        schema: &str,
-        table: &str,
-    ) -> (PathBuf, PathBuf) {
-        (self.lake.data_dir.join(file.key.as_str()), self.mount().join(schema).join(table).join(&file.name))
-    }
 }
 
 /// Every file under `at`, relative to `dir`.
