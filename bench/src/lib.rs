@@ -1,5 +1,8 @@
 //! Shared helpers for warmlake's benchmarks (see `bench/README.md`).
 
+pub mod latency;
+pub mod remote;
+
 use std::time::{Duration, Instant};
 
 /// Runs `f` `runs` times and returns the median wall time: machines here are noisy, so single

@@ -69,6 +69,23 @@ pub struct StoreConfig {
     /// Of those, how many background prefetch may hold. The rest are reserved for demand
     /// reads, so a `cat` never queues behind a prewarm job.
     pub max_prefetch_requests: usize,
+    /// Wraps the backend of every store opened with this config, below the concurrency limit
+    /// (benchmarks model a distant bucket's latency this way). `None` in normal use; not a
+    /// config-file option.
+    pub decorate: Option<StoreDecorator>,
+}
+
+/// A wrapper around a store's backend (see [`StoreConfig::decorate`]).
+#[derive(Clone)]
+pub struct StoreDecorator(pub Arc<Decorate>);
+
+/// Wraps one backend in another (a latency model, a request counter).
+pub type Decorate = dyn Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send + Sync;
+
+impl std::fmt::Debug for StoreDecorator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreDecorator")
+    }
 }
 
 impl Default for StoreConfig {
@@ -84,6 +101,7 @@ impl Default for StoreConfig {
             max_backoff: Duration::from_secs(15),
             max_requests: 16,
             max_prefetch_requests: 8,
+            decorate: None,
         }
     }
 }
@@ -251,8 +269,13 @@ impl Store {
     }
 
     /// Wraps an existing store (a decorated one in tests, such as [`CountingStore`]). `id`
-    /// names it in cache keys and errors; keys are relative to `prefix`.
+    /// names it in cache keys and errors; keys are relative to `prefix`. The config's
+    /// [`StoreConfig::decorate`], if any, wraps `store`.
     pub fn from_object_store(id: &str, store: Arc<dyn ObjectStore>, prefix: Path, config: &StoreConfig) -> Store {
+        let store = match &config.decorate {
+            Some(decorate) => (decorate.0)(store),
+            None => store,
+        };
         let max = config.max_requests.max(1);
         let prefetch = config.max_prefetch_requests.clamp(1, max);
         Store {

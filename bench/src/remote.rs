@@ -1,0 +1,223 @@
+//! A generated lake whose data files live in a real S3-compatible server (`s3s-fs` on
+//! 127.0.0.1) and, byte for byte, in a local folder: the daemon reads the bucket through its
+//! chunk cache and mount, and the local copy is the baseline every ratio is taken against.
+//!
+//! The lake is generated once into the local folder, then uploaded; the daemon's config points
+//! the catalog's data path at the bucket (`[lake] data`), so both sides share one catalog and
+//! the same files.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use object_store::{ObjectStore, ObjectStoreExt as _};
+use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
+use warmlake_daemon::config::Config;
+use warmlake_daemon::daemon::Daemon;
+use warmlake_daemon::generate::{self, CatalogKind, GeneratedLake, LakeSpec};
+use warmlake_daemon::store::{CountingStore, Store, StoreConfig, StoreDecorator};
+
+use crate::latency::LatencyStore;
+
+const BUCKET: &str = "lake";
+const ACCESS_KEY: &str = "warmlake-bench";
+const SECRET_KEY: &str = "warmlake-bench-secret";
+
+/// A running `s3s-fs`, killed on drop.
+struct S3Server {
+    child: Child,
+    port: u16,
+}
+
+impl S3Server {
+    /// Starts `s3s-fs` over `root` on a free port and waits until it accepts connections.
+    fn start(root: &Path) -> anyhow::Result<S3Server> {
+        let bin = find_s3s_fs().context(
+            "s3s-fs not found on PATH or in ~/.cargo/bin (cargo install s3s-fs --version 0.14.1 --locked --features binary)",
+        )?;
+        std::fs::create_dir_all(root.join(BUCKET))?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting s3s-fs")?;
+        let server = S3Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("s3s-fs did not listen on port {port} within a minute");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// Path-style access with static credentials; plain HTTP is fine on loopback.
+    fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            options: vec![
+                ("aws_endpoint".into(), format!("http://127.0.0.1:{}", self.port)),
+                ("aws_region".into(), "us-east-1".into()),
+                ("aws_access_key_id".into(), ACCESS_KEY.into()),
+                ("aws_secret_access_key".into(), SECRET_KEY.into()),
+                ("aws_virtual_hosted_style_request".into(), "false".into()),
+            ],
+            allow_http: true,
+            ..StoreConfig::default()
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_s3s_fs() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join("s3s-fs")).find(|p| p.is_file())
+}
+
+/// The lake, its bucket, and the folders of the daemon under test (all in one temporary
+/// folder, removed on drop).
+pub struct RemoteLake {
+    /// Runs the daemon's cache fetches and the uploads.
+    pub runtime: tokio::runtime::Runtime,
+    /// The lake as generated, with its data files in `lake.data_dir` (the local baseline).
+    pub lake: GeneratedLake,
+    /// The newest snapshot, read from the catalog.
+    pub snapshot: LakeSnapshot,
+    server: S3Server,
+    latency: Duration,
+    /// The request counter of the daemon's store, under the injected latency (replaced at each
+    /// daemon start).
+    wire: Arc<Mutex<Option<Arc<CountingStore>>>>,
+    // Last: dropped after the server that serves files from it.
+    dir: tempfile::TempDir,
+}
+
+impl RemoteLake {
+    /// Generates `spec` locally, starts `s3s-fs` and uploads the data files to it. Every
+    /// request the daemon makes later waits `latency` first.
+    pub fn new(spec: &LakeSpec, latency: Duration) -> anyhow::Result<RemoteLake> {
+        let dir = tempfile::Builder::new().prefix("warmlake-bench-").tempdir()?;
+        let started = Instant::now();
+        let lake = generate::generate(&dir.path().join("lake"), spec, &[CatalogKind::Sqlite])?;
+        eprintln!(
+            "generated {} Parquet files, {:.0} MiB, in {:.1} s",
+            lake.files,
+            mib(lake.bytes),
+            started.elapsed().as_secs_f64()
+        );
+        let started = Instant::now();
+        let server = S3Server::start(&dir.path().join("s3"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let store = Store::open(&format!("s3://{BUCKET}/data"), &server.store_config())?;
+        let mut files = Vec::new();
+        relative_files(&lake.data_dir, &lake.data_dir, &mut files)?;
+        for f in &files {
+            let key = f.to_string_lossy();
+            let bytes = std::fs::read(lake.data_dir.join(f))?;
+            runtime.block_on(store.object_store().put(&store.path(&key)?, bytes::Bytes::from(bytes).into()))?;
+        }
+        eprintln!("uploaded {} files to s3s-fs in {:.1} s", files.len(), started.elapsed().as_secs_f64());
+        let catalog = CatalogLocation::Sqlite(lake.catalogs[0].clone());
+        let snapshot = CatalogReader::open(&catalog, None)?.read_snapshot(lake.latest_snapshot)?;
+        for d in ["mnt", "state", "cache"] {
+            std::fs::create_dir(dir.path().join(d))?;
+        }
+        std::fs::write(dir.path().join("policy.toml"), "")?;
+        Ok(RemoteLake { runtime, lake, snapshot, server, latency, wire: Arc::default(), dir })
+    }
+
+    /// Where the daemon mounts the lake.
+    pub fn mount(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// The daemon's config: data in the bucket, the mount, no SQL socket (queries here run in
+    /// process over the mount's `lake.sql`), an empty policy file (a user's own policy must not
+    /// change what is measured), and a store that waits `latency` before every request.
+    fn config(&self) -> anyhow::Result<Config> {
+        let dir = self.dir.path();
+        let text = format!(
+            "[lake]\nname = \"bench\"\ncatalog = \"sqlite:{catalog}\"\ndata = \"s3://{BUCKET}/data/\"\n\
+             [state]\ndir = \"{state}\"\n[cache]\ndir = \"{cache}\"\nmax_cache = \"64GiB\"\nmin_free_disk = \"0B\"\n\
+             [mount]\npath = \"{mnt}\"\n[sql]\nenabled = false\n[policy]\nfile = \"{policy}\"\n\
+             [refresh]\ninterval_seconds = 3600\n",
+            catalog = self.lake.catalogs[0].display(),
+            state = dir.join("state").display(),
+            cache = dir.join("cache").display(),
+            mnt = self.mount().display(),
+            policy = dir.join("policy.toml").display(),
+        );
+        let mut config = Config::parse(&text, &dir.join("config.toml"))?;
+        config.store = self.server.store_config();
+        let (latency, wire) = (self.latency, Arc::clone(&self.wire));
+        config.store.decorate = Some(StoreDecorator(Arc::new(move |inner| {
+            let counting = Arc::new(CountingStore::new(Arc::new(LatencyStore::new(inner, latency))));
+            *wire.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&counting));
+            counting as Arc<dyn ObjectStore>
+        })));
+        Ok(config)
+    }
+
+    /// Starts a daemon over the lake: mirror, mount, cache (as it was left by the last one).
+    /// A new daemon is also a new mount, so the kernel holds none of its pages yet.
+    pub fn start_daemon(&self) -> anyhow::Result<Daemon> {
+        Ok(Daemon::start(self.config()?, self.runtime.handle().clone())?)
+    }
+
+    /// Empties the chunk cache (call with no daemon running).
+    pub fn clear_cache(&self) -> anyhow::Result<()> {
+        let cache = self.dir.path().join("cache");
+        std::fs::remove_dir_all(&cache)?;
+        std::fs::create_dir(&cache)?;
+        Ok(())
+    }
+
+    /// GET requests and bytes asked for at the wire by the last daemon started.
+    pub fn wire(&self) -> (u64, u64) {
+        match &*self.wire.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(c) => (c.gets(), c.bytes_requested()),
+            None => (0, 0),
+        }
+    }
+
+    /// The lake's views over the local copy of the files (the baseline).
+    pub fn local_script(&self) -> String {
+        let root = format!("{}/", self.lake.data_dir.display());
+        warmlake_daemon::view_sql::lake_script(&self.snapshot, &|k| format!("{root}{k}"))
+    }
+}
+
+/// Every file under `at`, relative to `dir`.
+fn relative_files(dir: &Path, at: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(at)? {
+        let p = e?.path();
+        if p.is_dir() {
+            relative_files(dir, &p, out)?;
+        } else {
+            out.push(p.strip_prefix(dir)?.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// Bytes as MiB.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
