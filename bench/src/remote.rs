@@ -143,6 +143,12 @@ impl RemoteLake {
         Ok(RemoteLake { runtime, lake, snapshot, server, latency, wire: Arc::default(), dir })
     }
 
+    /// A handle on the bucket's data folder with the daemon's store identity, to name its
+    /// objects in the daemon's cache.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&format!("s3://{BUCKET}/data"), &self.server.store_config())?)
+    }
+
     /// Where the daemon mounts the lake.
     pub fn mount(&self) -> PathBuf {
         self.dir.path().join("mnt")

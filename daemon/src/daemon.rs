@@ -237,7 +237,7 @@ impl Daemon {
         daemon.publish(current, kept, true);
         if let Some(path) = &daemon.config.mount {
             let tree: Arc<dyn warmlake_fuse_mount::Tree> = daemon.tree.clone();
-            let m = warmlake_fuse_mount::mount(tree, path, &warmlake_fuse_mount::MountOptions::default())?;
+            let m = warmlake_fuse_mount::mount(tree, path, &mount_options())?;
             tracing::info!(mount = %path.display(), "lake mounted");
             *lock(&daemon.mount) = Some(m);
         }
@@ -762,6 +762,14 @@ fn read_kept(
         None => reader.read_snapshot(reader.latest_snapshot()?.id)?,
     };
     Ok((current, kept))
+}
+
+/// How the lake is mounted. No kernel readahead: every byte the kernel asks for is a byte the
+/// cache fetches (widened to its whole column chunk) and the heat statistics count, so reads
+/// must reach the tree as readers make them; readers of Parquet read whole column chunks
+/// anyway, which still arrive as `max_read` requests.
+fn mount_options() -> warmlake_fuse_mount::MountOptions {
+    warmlake_fuse_mount::MountOptions { readahead: 0, ..warmlake_fuse_mount::MountOptions::default() }
 }
 
 /// One line for status: the mode and how many rules.

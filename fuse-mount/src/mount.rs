@@ -53,6 +53,12 @@ pub struct MountOptions {
     /// users get 128 KiB requests. Also offered as `st_blksize`, which `cp`, `cat` and friends
     /// size their buffers by. Between 4 KiB and 16 MiB.
     pub max_read: u32,
+    /// How far the kernel reads ahead of a reader, in bytes (default: `max_read`). Readahead
+    /// turns small sequential reads into large requests; but every byte it asks for is a byte
+    /// the tree must produce, so a tree that fetches over the network on a miss may prefer 0:
+    /// the kernel then asks for exactly the pages readers read (each `read` still arrives as
+    /// requests of up to `max_read`). Set when the mount's readahead may be changed (as root).
+    pub readahead: u32,
     /// Threads that run file reads (default 16). Reads may wait on the network, so they never
     /// run on the session threads; this bounds how many run at once (and so how many
     /// `max_read` buffers are in memory: at most twice this many, counting the queue). Also the
@@ -75,6 +81,7 @@ impl Default for MountOptions {
             attr_ttl: Duration::from_secs(60),
             entry_ttl: Duration::from_secs(60),
             max_read: 1 << 20,
+            readahead: 1 << 20,
             worker_threads: 16,
             session_threads: 2,
             clear_stale_mount: true,
@@ -304,31 +311,31 @@ pub fn mount(tree: Arc<dyn Tree>, mountpoint: &Path, opts: &MountOptions) -> Res
     let session = fuser::spawn_mount(FuseFs::new(fs, reads, kernel), &mountpoint, &fuser_config(opts))
         .map_err(|source| classify_mount_error(&mountpoint, source))?;
     tracing::info!(mountpoint = %mountpoint.display(), fs_name = %opts.fs_name, "mounted");
-    if let Err(e) = raise_readahead(&mountpoint, opts.max_read) {
+    if let Err(e) = set_readahead(&mountpoint, opts.readahead) {
         tracing::info!(
             mountpoint = %mountpoint.display(),
             error = %e,
-            "cannot raise the mount's readahead; sequential reads arrive in 128 KiB requests"
+            "cannot set the mount's readahead; the kernel keeps its 128 KiB window"
         );
     }
     Ok(Mount { session: Some(session), mountpoint, helpers, inodes })
 }
 
-/// Raises the kernel readahead of the new mount to `max_read`.
+/// Sets the kernel readahead of the new mount to `bytes` (rounded down to KiB).
 ///
 /// The kernel sizes sequential (buffered) reads by the mount's readahead window, which starts
 /// at the 128 KiB it offered in the FUSE handshake, whatever `max_read` allows. The window
 /// lives in `/sys/class/bdi/<major>:<minor>/read_ahead_kb`, writable by root only; for other
 /// users this fails and reads stay at 128 KiB (the [`Tree`] should then fetch ahead itself).
-fn raise_readahead(mountpoint: &Path, max_read: u32) -> io::Result<()> {
+fn set_readahead(mountpoint: &Path, bytes: u32) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let dev = std::fs::metadata(mountpoint)?.dev();
     // glibc's gnu_dev_major / gnu_dev_minor.
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
     let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
-    std::fs::write(&knob, (max_read / 1024).to_string())?;
-    tracing::debug!(knob, kib = max_read / 1024, "raised readahead");
+    std::fs::write(&knob, (bytes / 1024).to_string())?;
+    tracing::debug!(knob, kib = bytes / 1024, "set readahead");
     Ok(())
 }
 

@@ -64,8 +64,10 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     check(&script_query_text(&mount_script, QUERY)?, &expected)?;
     let cold = started.elapsed();
-    let stats = daemon.cache().context("remote data has a cache")?.stats().totals;
+    let cache = daemon.cache().context("remote data has a cache")?;
+    let stats = cache.stats().totals;
     let (wire_gets, wire_bytes) = lake.wire();
+    let by_column = fetched_by_column(&lake, cache)?;
 
     // Warm, same mount: the kernel may serve pages it kept (FOPEN_KEEP_CACHE).
     let (warm_same, result) = median_time(args.runs, || Ok(script_query_text(&mount_script, QUERY)?))?;
@@ -111,6 +113,15 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| GETs at the wire | {wire_gets} for {:.2} MiB |", mib(wire_bytes));
     println!("| **fetched ÷ needed** (goal ≤ 1.1) | **{:.3}** |", stats.bytes_fetched as f64 / needed as f64);
+    let named: Vec<String> = by_column
+        .iter()
+        .map(|(id, bytes)| {
+            let name = id.map_or("outside chunks".to_string(), |i| format!("field {i}"));
+            let queried = id.is_some_and(|i| QUERY_FIELDS.contains(&i));
+            format!("{name}{}: {:.2}", if queried { " (queried)" } else { "" }, mib(*bytes))
+        })
+        .collect();
+    println!("| cached after the cold query, MiB by column | {} |", named.join(", "));
     println!(
         "| needed ranges merged across gaps < 256 KiB (the cache's coalescing), ÷ needed | {:.3} |",
         coalesced as f64 / needed as f64
@@ -173,6 +184,23 @@ fn needed_bytes(lake: &RemoteLake) -> anyhow::Result<(u64, u64)> {
         coalesced += merged.iter().map(|r| r.end - r.start).sum::<u64>();
     }
     Ok((total, coalesced))
+}
+
+/// Cached bytes of `web.events` after the cold query, by column (field id; `None`: bytes outside
+/// any column chunk, such as footers): where the fetched bytes went.
+fn fetched_by_column(
+    lake: &RemoteLake,
+    cache: &warmlake_daemon::cache::Cache,
+) -> anyhow::Result<std::collections::BTreeMap<Option<i32>, u64>> {
+    let store = lake.store()?;
+    let mut out = std::collections::BTreeMap::new();
+    for f in events_files(lake)? {
+        let object = warmlake_daemon::cache::ObjectRef::new(store.clone(), f.key.as_str(), f.size as u64);
+        for p in cache.pieces(&object) {
+            *out.entry(p.column_id).or_insert(0) += p.range.end - p.range.start;
+        }
+    }
+    Ok(out)
 }
 
 /// The mount must answer exactly as the local files do.
