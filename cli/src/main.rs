@@ -4,7 +4,9 @@ mod ctl;
 mod daemon_cmd;
 mod demo;
 mod dev;
+mod doctor;
 mod policy_cmd;
+mod service;
 mod sql_client;
 mod sql_cmd;
 
@@ -45,6 +47,11 @@ enum Command {
     Query(ctl::QueryArgs),
     /// List the lake as the running daemon serves it (the mount's folders and files, with sizes).
     Ls(ctl::LsArgs),
+    /// Check what the daemon needs (FUSE, private folders, catalog, store, disk) and say how to fix it.
+    Doctor(doctor::DoctorArgs),
+    /// Run the daemon as a background service (systemd user unit, launchd agent).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +75,8 @@ fn main() -> std::process::ExitCode {
         Command::Metrics(args) => ctl::metrics(args),
         Command::Query(args) => ctl::query(args),
         Command::Ls(args) => ctl::ls(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Service(cmd) => service::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
