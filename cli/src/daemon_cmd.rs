@@ -1,7 +1,7 @@
 //! `warmlake daemon`: run in the foreground until Ctrl-C or SIGTERM.
 //!
 //! Under systemd (`systemd/warmlake.service`, `Type=notify`) it reports READY=1 once the
-//! mirror is read, the lake mounted and the SQL socket bound, and STOPPING=1 when a signal
+//! mirror is read, the lake mounted and the SQL and control sockets bound, and STOPPING=1 when a signal
 //! arrives, so `systemctl --user start` returns when the lake is usable.
 
 use std::path::PathBuf;
@@ -35,10 +35,12 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
             status.mount.map(|m| format!(", mounted at {}", m.display())).unwrap_or_default(),
             status.sql_socket.map(|s| format!(", SQL socket {}", s.display())).unwrap_or_default()
         );
-        eprintln!("warmlake: {serving}");
-        notify(&[NotifyState::Ready, NotifyState::Status(&serving)]);
         daemon
             .run(async {
+                // `run` first polls this once its control socket is bound: only then is the
+                // daemon ready for `warmlake status` as well as for the mount and SQL.
+                eprintln!("warmlake: {serving}");
+                notify(&[NotifyState::Ready, NotifyState::Status(&serving)]);
                 shutdown.await;
                 notify(&[NotifyState::Stopping, NotifyState::Status("unmounting and stopping")]);
             })

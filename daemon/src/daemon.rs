@@ -503,7 +503,8 @@ impl Daemon {
         Ok(())
     }
 
-    /// Runs refreshes every interval until `shutdown` completes, then stops.
+    /// Serves the control socket and runs refreshes every interval until `shutdown` completes,
+    /// then stops. `shutdown` is first polled once the control socket is bound.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let daemon = Arc::new(self);
         let control = crate::control::ControlServer::start(Arc::clone(&daemon), &daemon.config.state_dir)?;
