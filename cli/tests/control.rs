@@ -338,3 +338,160 @@ fn service_files_are_valid() {
     run(&["service", "uninstall", "--platform", "systemd"]);
     assert!(!installed.exists());
 }
+
+/// A running `s3s-fs` (the S3-compatible server `scripts/test` installs) over a temp folder,
+/// killed on drop.
+struct S3Server {
+    child: Child,
+    port: u16,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const S3_KEY: &str = "warmlake-test";
+const S3_SECRET: &str = "warmlake-test-secret";
+
+impl S3Server {
+    /// Starts one, or `None` (loudly) when `s3s-fs` is not installed outside CI.
+    fn start() -> Option<S3Server> {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        let bin = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([home.join(".cargo/bin")])
+            .map(|d| d.join("s3s-fs"))
+            .find(|p| p.is_file());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "s3s-fs is required on CI (scripts/test installs it)"
+            );
+            eprintln!("SKIPPED: s3s-fs is not installed");
+            return None;
+        };
+        let root = tempfile::tempdir().expect("server root");
+        std::fs::create_dir(root.path().join("lake")).expect("bucket");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                S3_KEY,
+                "--secret-key",
+                S3_SECRET,
+            ])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let server = S3Server { child, port, _root: root };
+        // Readiness, not timing: wait until it accepts connections.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "s3s-fs did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+}
+
+/// A lake whose data is in an object store is read through the cache: status, metrics and
+/// evict report real cached bytes, evict streams one event per table.
+#[test]
+fn evict_and_metrics_with_a_remote_lake_in_the_cache() {
+    if !fuse_available() {
+        eprintln!("SKIPPED: the SQL socket reads a remote lake through the mount");
+        return;
+    }
+    let Some(s3) = S3Server::start() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = &tmp.path().to_path_buf();
+    let endpoint = format!("http://127.0.0.1:{}", s3.port);
+    let made = Command::new(BIN)
+        .args(["dev", "make-lake", &dir.join("lake").to_string_lossy(), "--catalog", "sqlite", "--events-rows", "1000"])
+        .args(["--data", "s3://lake/data/", "--store-option", &format!("aws_endpoint={endpoint}")])
+        .args(["--store-option", "aws_allow_http=true", "--store-option", "aws_region=us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", S3_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .output()
+        .expect("make-lake runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    std::fs::write(dir.join("policy.toml"), "").expect("policy");
+    std::fs::create_dir(dir.join("mnt")).expect("mount point");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[lake]\nname = \"remote\"\ncatalog = \"sqlite:{lake}/catalog.sqlite\"\n[state]\ndir = \"{d}/state\"\n\
+             [cache]\ndir = \"{d}/cache\"\nmin_free_disk = \"0B\"\n[mount]\npath = \"{d}/mnt\"\n\
+             [policy]\nfile = \"{d}/policy.toml\"\n\
+             [store]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\naccess_key_id = \"{S3_KEY}\"\n\
+             secret_access_key = \"{S3_SECRET}\"\nvirtual_hosted_style_request = false\nallow_http = true\n",
+            lake = dir.join("lake").display(),
+            d = dir.display(),
+        ),
+    )
+    .expect("config");
+    let lake = Lake {
+        _tmp: tmp,
+        dir: dir.clone(),
+        config: config.to_string_lossy().into_owned(),
+        mount: Some(dir.join("mnt")),
+    };
+    let daemon = Daemon::start(&lake, None);
+    let cfg = lake.config.as_str();
+
+    let q = warmlake(&["query", "--config", cfg, "SELECT count(*) AS n FROM sales.orders"]);
+    assert_eq!(q.code, 0, "{}", q.err);
+    let doctor = warmlake(&["doctor", "--config", cfg]);
+    assert!(
+        doctor.out.lines().any(|l| l.starts_with("ok") && l.contains("store") && l.contains("s3://")),
+        "{}",
+        doctor.out
+    );
+    let status = warmlake(&["status", "--config", cfg, "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&status.out).expect("status JSON");
+    let cached = s["cache"]["per_table"]["sales.orders"]["bytes_fetched"].as_u64().unwrap_or(0);
+    assert!(cached > 0, "{s}");
+    let human = warmlake(&["status", "--config", cfg]);
+    assert!(human.out.contains("fetched") && human.out.contains("hit ratio"), "{}", human.out);
+    let metrics = warmlake(&["metrics", "--config", cfg]);
+    assert!(
+        metrics.out.contains(&format!(
+            "warmlake_cache_table_fetched_bytes_total{{lake=\"remote\",table=\"sales.orders\"}} {cached}\n"
+        )),
+        "{}",
+        metrics.out
+    );
+
+    let evict = warmlake(&["evict", "--config", cfg, "--json", "sales.orders", "web.events"]);
+    assert_eq!(evict.code, 0, "{}", evict.err);
+    let e: serde_json::Value = serde_json::from_str(&evict.out).expect("evict JSON");
+    let events = e["tables"].as_array().expect("events");
+    assert_eq!(
+        events.iter().map(|t| t["table"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        ["sales.orders", "web.events"]
+    );
+    let orders = events[0]["evicted_bytes"].as_u64().unwrap_or(0);
+    assert!(orders > 0, "{e}");
+    assert_eq!(e["evicted_bytes"].as_u64(), Some(events.iter().filter_map(|t| t["evicted_bytes"].as_u64()).sum()));
+    let status = warmlake(&["status", "--config", cfg, "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&status.out).expect("status JSON");
+    assert!(s["cache"]["per_table"]["sales.orders"]["bytes_evicted"].as_u64() >= Some(orders), "{s}");
+    let all = warmlake(&["evict", "--config", cfg, "--all"]);
+    assert_eq!(all.code, 0, "{}", all.err);
+    assert!(all.out.starts_with("evicted "), "{}", all.out);
+    daemon.stop();
+    drop(s3);
+}
