@@ -369,3 +369,39 @@ fn ls(daemon: &Daemon, path: &str) -> Result<Value, ErrorReply> {
     }
     Ok(json!({ "path": trimmed, "entries": entries }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_read_version_first() {
+        assert_eq!(parse(r#"{"v":1,"op":"status"}"#), Ok(Request::Status));
+        assert_eq!(
+            parse(r#"{"op":"evict","v":1,"tables":["sales.orders"]}"#),
+            Ok(Request::Evict { tables: vec!["sales.orders".into()], all: false })
+        );
+        assert_eq!(parse(r#"{"v":1,"op":"ls"}"#), Ok(Request::Ls { path: String::new() }));
+        // Another version is refused before its op is looked at, even one this daemon lacks.
+        let newer = parse(r#"{"v":2,"op":"prewarm"}"#).expect_err("refused");
+        assert_eq!(newer.kind, "version");
+        assert!(newer.message.contains("protocol 1"), "{}", newer.message);
+        for bad in [
+            r#"{"op":"status"}"#,
+            r#"{"v":1,"op":"explode"}"#,
+            r#"{"v":1,"op":"evict","all":true,"force":1}"#,
+            "[1]",
+            "status",
+        ] {
+            assert_eq!(parse(bad).map_err(|e| e.kind), Err("bad_request".to_string()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_request_round_trips_through_the_client_encoding() {
+        let request = Request::Evict { tables: vec![], all: true };
+        let mut line = serde_json::to_value(&request).expect("encode");
+        line["v"] = PROTOCOL_VERSION.into();
+        assert_eq!(parse(&line.to_string()), Ok(request));
+    }
+}
