@@ -262,6 +262,18 @@ fn control_protocol_versions_and_errors() {
     // The cancel (nothing runs) gets no answer: the next line answers the status request.
     let status = ask("{\"v\":1,\"op\":\"cancel\"}\n{\"v\":1,\"op\":\"status\"}");
     assert!(status["result"]["snapshot"].as_i64().is_some(), "{status}");
+
+    // A line past the limit is refused and ends the connection.
+    let mut huge = UnixStream::connect(lake.dir.join("state/control.sock")).expect("connect");
+    huge.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+    huge.write_all(&vec![b' '; 100 * 1024]).expect("write");
+    let mut answer = String::new();
+    let mut reader = BufReader::new(huge);
+    reader.read_line(&mut answer).expect("read");
+    let refused: serde_json::Value = serde_json::from_str(&answer).expect("a JSON line");
+    assert_eq!(refused["error"]["kind"], "bad_request", "{refused}");
+    answer.clear();
+    assert_eq!(reader.read_line(&mut answer).expect("read"), 0, "closed");
     daemon.stop();
 }
 

@@ -151,9 +151,8 @@ async fn connection(stream: UnixStream, daemon: Arc<Daemon>, stop: CancellationT
         let request = match line {
             Line::TooLong => {
                 let reply = failure("bad_request", format!("request longer than {MAX_LINE} bytes"));
-                let _ =
-                    send(&mut write, Response { v: PROTOCOL_VERSION, event: None, result: None, error: Some(reply) })
-                        .await;
+                let response = Response { v: PROTOCOL_VERSION, event: None, result: None, error: Some(reply) };
+                let _ = send(&mut write, response, &stop).await;
                 return;
             }
             Line::Text(text) => match parse(&text) {
@@ -163,7 +162,7 @@ async fn connection(stream: UnixStream, daemon: Arc<Daemon>, stop: CancellationT
                 Ok(request) => request,
                 Err(error) => {
                     let response = Response { v: PROTOCOL_VERSION, event: None, result: None, error: Some(error) };
-                    if send(&mut write, response).await.is_err() {
+                    if send(&mut write, response, &stop).await.is_err() {
                         return;
                     }
                     continue;
@@ -180,7 +179,7 @@ async fn connection(stream: UnixStream, daemon: Arc<Daemon>, stop: CancellationT
             tokio::select! {
                 done = &mut work => break done,
                 Some(event) = events.recv() => {
-                    if send(&mut write, event_response(event)).await.is_err() {
+                    if send(&mut write, event_response(event), &stop).await.is_err() {
                         client_gone = true;
                         cancel.cancel();
                     }
@@ -199,7 +198,7 @@ async fn connection(stream: UnixStream, daemon: Arc<Daemon>, stop: CancellationT
             return;
         }
         while let Ok(event) = events.try_recv() {
-            if send(&mut write, event_response(event)).await.is_err() {
+            if send(&mut write, event_response(event), &stop).await.is_err() {
                 return;
             }
         }
@@ -213,7 +212,7 @@ async fn connection(stream: UnixStream, daemon: Arc<Daemon>, stop: CancellationT
                 error: Some(failure("failed", format!("the request's task failed: {e}"))),
             },
         };
-        if send(&mut write, response).await.is_err() {
+        if send(&mut write, response, &stop).await.is_err() {
             return;
         }
     }
@@ -223,10 +222,16 @@ fn event_response(event: Value) -> Response {
     Response { v: PROTOCOL_VERSION, event: Some(event), result: None, error: None }
 }
 
-async fn send(write: &mut OwnedWriteHalf, response: Response) -> std::io::Result<()> {
+/// Writes one response line. A client that stops reading must not hold up the daemon's
+/// shutdown: once the daemon stops, a write that cannot finish is given up.
+async fn send(write: &mut OwnedWriteHalf, response: Response, stop: &CancellationToken) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    write.write_all(&bytes).await
+    tokio::select! {
+        biased;
+        written = write.write_all(&bytes) => written,
+        _ = stop.cancelled() => Err(std::io::Error::other("the daemon is stopping")),
+    }
 }
 
 /// Reads one request line: the version first, so a client of another version gets a version
