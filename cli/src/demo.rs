@@ -14,7 +14,9 @@ use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
 use warmlake_daemon::config::Config;
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::{self, CatalogKind, LakeSpec};
-use warmlake_daemon::local_query::{self, TextResult};
+use warmlake_daemon::local_query;
+
+use crate::sql_client::{psql_target, render_table, sql_query};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -128,7 +130,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(socket) => {
             let (host, port) = psql_target(socket)?;
             println!("\n5. The same query through the SQL socket, as psql, psycopg or JDBC tools would send it:\n");
-            let result = runtime.block_on(sql_query_text(&host, port, SAMPLE_QUERY))?;
+            let result = runtime.block_on(sql_query(&host, port, SAMPLE_QUERY))?.text();
             for line in render_table(&result).lines() {
                 println!("   {line}");
             }
@@ -164,61 +166,4 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     daemon.stop()?;
     println!("Stopped{}.", if mounted { "; the lake is unmounted" } else { "" });
     Ok(())
-}
-
-/// The socket's folder and port, from its libpq name `<dir>/.s.PGSQL.<port>`.
-fn psql_target(socket: &Path) -> anyhow::Result<(PathBuf, u16)> {
-    let port = socket
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix(".s.PGSQL."))
-        .and_then(|p| p.parse().ok())
-        .with_context(|| format!("{} is not a PostgreSQL socket name", socket.display()))?;
-    let dir = socket.parent().map(Path::to_path_buf).unwrap_or_default();
-    Ok((dir, port))
-}
-
-/// Runs `sql` through the SQL socket with a real PostgreSQL client (text results).
-async fn sql_query_text(dir: &Path, port: u16, sql: &str) -> anyhow::Result<TextResult> {
-    let mut config = tokio_postgres::Config::new();
-    config.host_path(dir).port(port).dbname("lake").user("demo");
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.context("connecting to the SQL socket")?;
-    let driver = tokio::spawn(connection);
-    let mut columns = Vec::new();
-    let mut rows = Vec::new();
-    for message in client.simple_query(sql).await.context("querying the SQL socket")? {
-        match message {
-            tokio_postgres::SimpleQueryMessage::RowDescription(cols) => {
-                columns = cols.iter().map(|c| c.name().to_string()).collect();
-            }
-            tokio_postgres::SimpleQueryMessage::Row(row) => {
-                rows.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
-            }
-            _ => {}
-        }
-    }
-    drop(client);
-    let _ = driver.await;
-    Ok(TextResult { columns, rows })
-}
-
-/// Renders a result as an aligned text table.
-pub fn render_table(result: &TextResult) -> String {
-    let mut widths: Vec<usize> = result.columns.iter().map(|c| c.chars().count()).collect();
-    for row in &result.rows {
-        for (w, v) in widths.iter_mut().zip(row) {
-            *w = (*w).max(v.chars().count());
-        }
-    }
-    let line = |cells: &[String]| -> String {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        format!("{}\n", padded.join(" | ").trim_end())
-    };
-    let mut out = line(&result.columns);
-    out.push_str(&format!("{}\n", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-")));
-    for row in &result.rows {
-        out.push_str(&line(row));
-    }
-    out.push_str(&format!("({} rows)\n", result.rows.len()));
-    out
 }

@@ -172,7 +172,7 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<()> {
         DevCommand::Query(a) => {
             let lake = read_lake(&a.catalog, a.snapshot)?;
             let result = local_query::query_text(&lake, &a.sql)?;
-            print!("{}", crate::demo::render_table(&result));
+            print!("{}", crate::sql_client::render_table(&result));
             Ok(())
         }
     }

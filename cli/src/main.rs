@@ -1,9 +1,13 @@
 //! `warmlake`: the one binary. Parses arguments, calls the daemon library, prints results.
 
+mod ctl;
 mod daemon_cmd;
 mod demo;
 mod dev;
+mod doctor;
 mod policy_cmd;
+mod service;
+mod sql_client;
 mod sql_cmd;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +35,23 @@ enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Serve a local lake on the SQL socket only (psql -h DIR -p PORT -d lake).
     ServeSql(sql_cmd::ServeSqlArgs),
+    /// What the running daemon serves: snapshot, refresh, cache, policy, mount, SQL socket.
+    Status(ctl::StatusArgs),
+    /// Make the running daemon read the catalog now.
+    Refresh(ctl::RefreshArgs),
+    /// Drop tables (or everything) from the running daemon's cache.
+    Evict(ctl::EvictArgs),
+    /// The running daemon's counters in the Prometheus text format.
+    Metrics(ctl::MetricsArgs),
+    /// Run SQL through the running daemon's SQL socket.
+    Query(ctl::QueryArgs),
+    /// List the lake as the running daemon serves it (the mount's folders and files, with sizes).
+    Ls(ctl::LsArgs),
+    /// Check what the daemon needs (FUSE, private folders, catalog, store, disk) and say how to fix it.
+    Doctor(doctor::DoctorArgs),
+    /// Run the daemon as a background service (systemd user unit, launchd agent).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,12 +69,20 @@ fn main() -> std::process::ExitCode {
         Command::Dev(cmd) => dev::run(cmd),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::ServeSql(args) => sql_cmd::run(args),
+        Command::Status(args) => ctl::status(args),
+        Command::Refresh(args) => ctl::refresh(args),
+        Command::Evict(args) => ctl::evict(args),
+        Command::Metrics(args) => ctl::metrics(args),
+        Command::Query(args) => ctl::query(args),
+        Command::Ls(args) => ctl::ls(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Service(cmd) => service::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("warmlake: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(ctl::exit_code(&e))
         }
     }
 }

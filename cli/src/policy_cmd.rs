@@ -16,6 +16,8 @@ pub enum PolicyCommand {
     Check(CheckArgs),
     /// Say which rule decides what happens to a table or column, and why, file by file.
     Explain(ExplainArgs),
+    /// Make the running daemon re-read its policy files now (instead of at the next change).
+    Reload(crate::ctl::Common),
 }
 
 /// Where the policy comes from, shared by both subcommands.
@@ -73,6 +75,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::Check(args) => check(args),
         PolicyCommand::Explain(args) => explain(args),
+        PolicyCommand::Reload(common) => crate::ctl::policy_reload(&common),
     }
 }
 

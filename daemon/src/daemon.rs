@@ -68,6 +68,8 @@ pub enum DaemonError {
     Task(String),
     #[error("no usable policy: {0}")]
     Policy(Box<PolicySourceError>),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
 }
 
 /// What the daemon currently serves, for status reports.
@@ -96,6 +98,8 @@ pub struct Status {
     pub policy_error: Option<String>,
     /// The last refresh error, cleared by the next successful refresh.
     pub last_error: Option<String>,
+    /// When the catalog was last read successfully (seconds since the Unix epoch).
+    pub last_refresh_unix: Option<u64>,
     pub offline: bool,
 }
 
@@ -181,6 +185,7 @@ impl Daemon {
             policy_purged_bytes: 0,
             policy_error: policy_source.last_error(),
             last_error: None,
+            last_refresh_unix: None,
             offline: false,
         };
         let deny = policy.mode() == Mode::Deny;
@@ -194,7 +199,10 @@ impl Daemon {
             Some(Mirror::open(&config.mirror_path())?)
         };
         let (current, kept) = match online(&config, mirror.as_mut(), &policy) {
-            Ok(snapshots) => snapshots,
+            Ok(snapshots) => {
+                status.last_refresh_unix = Some(unix_now());
+                snapshots
+            }
             Err(e) => match &mirror {
                 Some(m) if m.last_snapshot()?.is_some() => {
                     tracing::warn!(error = %e, "catalog unreachable; serving the local mirror");
@@ -530,6 +538,7 @@ impl Daemon {
                     let mut s = lock(&self.status);
                     s.last_error = None;
                     s.offline = false;
+                    s.last_refresh_unix = Some(unix_now());
                 }
                 let id = current.snapshot.id;
                 if before != Some(id) || lock(&self.status).kept_snapshots.is_empty() {
@@ -594,9 +603,11 @@ impl Daemon {
         Ok(())
     }
 
-    /// Runs refreshes every interval until `shutdown` completes, then stops.
+    /// Serves the control socket and runs refreshes every interval until `shutdown` completes,
+    /// then stops. `shutdown` is first polled once the control socket is bound.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let daemon = Arc::new(self);
+        let control = crate::control::ControlServer::start(Arc::clone(&daemon), &daemon.config.state_dir)?;
         let mut ticker = tokio::time::interval(daemon.config.refresh_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
@@ -675,6 +686,7 @@ impl Daemon {
             }
         }
         tracing::info!("shutting down");
+        control.stop().await;
         stop_jobs.cancel();
         jobs.close();
         jobs.wait().await;
@@ -708,6 +720,10 @@ fn data_source(
     let cache = Cache::open(cache_config, runtime.clone())?;
     tracing::info!(data = data_root, cache = %config.cache_dir.display(), "reading the lake's data through the cache");
     Ok((Arc::new(CachedSource::new(cache.clone(), store.clone())), Some((cache, store)), None))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod cached_source;
 pub mod catalog;
 pub mod config;
+pub mod control;
 pub mod daemon;
 mod file_watch;
 pub mod generate;
