@@ -716,6 +716,7 @@ impl Cache {
     ) -> Flight {
         let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
         let persists = opts.persist == Persist::Cache;
+        tracing::debug!(key, start = range.start, len = range.end - range.start, priority = ?opts.priority, persists, "fetch");
         let cache = self.clone();
         let object = object.clone();
         let key = key.to_string();

@@ -51,6 +51,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // RUST_LOG=warmlake_daemon::cache=debug shows every fetch.
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
     let spec = LakeSpec { events_rows: args.rows, events_files: args.files, ..LakeSpec::default() };
     let lake = RemoteLake::new(&spec, Duration::from_millis(args.latency_ms))?;

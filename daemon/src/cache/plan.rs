@@ -81,7 +81,9 @@ pub fn widen(gap: Range<u64>, units: &Units<'_>, lim: &PlanLimits) -> Vec<Range<
                         at = gap.end.min(u.end);
                     }
                     None => {
-                        // Between units (leading magic, page indexes): blocks up to the next unit.
+                        // Between units (leading magic, page indexes): aligned blocks, but never
+                        // reaching into the units on either side (their bytes are fetched, whole,
+                        // only when they are read).
                         let next = layout
                             .chunks
                             .iter()
@@ -90,9 +92,17 @@ pub fn widen(gap: Range<u64>, units: &Units<'_>, lim: &PlanLimits) -> Vec<Range<
                             .filter(|s| *s > at)
                             .min()
                             .unwrap_or(lim.size);
+                        let prev = layout
+                            .chunks
+                            .iter()
+                            .map(|c| c.range.end)
+                            .chain([layout.footer.end])
+                            .filter(|e| *e <= at)
+                            .max()
+                            .unwrap_or(0);
                         let stop = gap.end.min(next);
                         let piece = align(at..stop, lim);
-                        out.push(piece.start..piece.end.min(next.max(stop)));
+                        out.push(piece.start.max(prev)..piece.end.min(next.max(stop)));
                         at = stop;
                     }
                 }
@@ -196,6 +206,11 @@ mod tests {
         assert_eq!(widen(14 * MIB + 10..14 * MIB + 20, &u, &lim), vec![14 * MIB..15 * MIB]);
         // The leading magic.
         assert_eq!(widen(0..2, &u, &lim), vec![0..4]);
+        // Between the last chunk and the footer (page indexes): the block would start at
+        // 18 MiB, inside a chunk nobody asked for; it starts where that chunk ends instead.
+        let l = layout(size, &[4..1000, 1000..18 * MIB + 100], 19 * MIB..size);
+        let u = Units::Layout(&l);
+        assert_eq!(widen(18 * MIB + 500..18 * MIB + 600, &u, &lim), vec![18 * MIB + 100..19 * MIB]);
     }
 
     #[test]
