@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::Value;
 use warmlake_daemon::config::{self, Config};
-use warmlake_daemon::control::{Client, ControlError, Request};
+use warmlake_daemon::control::{Client, ControlError, PrewarmColumns, Request};
 
 /// No daemon answers on the config's control socket.
 pub const EXIT_NOT_RUNNING: u8 = 3;
@@ -217,6 +217,93 @@ pub fn evict(args: EvictArgs) -> anyhow::Result<()> {
         println!("nothing to evict: the lake's data is on this machine and is not cached");
     } else {
         println!("evicted {}", bytes(result["evicted_bytes"].as_u64().unwrap_or(0)));
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PrewarmArgs {
+    /// Tables to fetch, as schema.table (globs such as `sales.*` work).
+    #[arg(required = true)]
+    tables: Vec<String>,
+    /// Only these columns (names or globs, comma-separated); default: all columns the policy
+    /// lets this machine cache.
+    #[arg(long, value_delimiter = ',', conflicts_with = "hot")]
+    columns: Vec<String>,
+    /// Only the columns people have read (the daemon's heat statistics).
+    #[arg(long)]
+    hot: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Prewarms with a progress bar on a terminal, one line per file otherwise (logs, CI), and
+/// `--json` events as they come. Ctrl-C closes the connection, which cancels the job between
+/// files: what was fetched stays cached, and running it again fetches only the rest.
+pub fn prewarm(args: PrewarmArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let columns = match (args.hot, args.columns.is_empty()) {
+        (true, _) => PrewarmColumns::Named("hot".into()),
+        (false, true) => PrewarmColumns::Named("all".into()),
+        (false, false) => PrewarmColumns::Listed(args.columns),
+    };
+    let json = args.common.json;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let request = Request::Prewarm { tables: args.tables, columns };
+    let result = args.common.request(&request, |event| {
+        let n = |k: &str| event[k].as_u64().unwrap_or(0);
+        if json {
+            println!("{event}");
+        } else if let Some(bar) = &bar {
+            bar.set_length(n("bytes_total"));
+            bar.set_position(n("bytes_done"));
+            bar.set_message(format!("{}/{} files", n("files_done"), n("files_total")));
+        } else {
+            println!(
+                "{}/{} files, {} of {}, {} fetched",
+                n("files_done"),
+                n("files_total"),
+                bytes(n("bytes_done")),
+                bytes(n("bytes_total")),
+                bytes(n("bytes_fetched"))
+            );
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let result = result?;
+    if json {
+        println!("{result}");
+        return Ok(());
+    }
+    let p = &result["progress"];
+    let n = |k: &str| p[k].as_u64().unwrap_or(0);
+    println!(
+        "prewarmed {} files of {}: {} of column chunks, {} fetched from the store in {:.1} s",
+        n("files_done"),
+        result["tables"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
+        bytes(n("bytes_done")),
+        bytes(n("bytes_fetched")),
+        n("elapsed_ms") as f64 / 1000.0
+    );
+    for skipped in result["skipped"].as_array().into_iter().flatten() {
+        println!("skipped {}: {}", skipped[0].as_str().unwrap_or("?"), skipped[1].as_str().unwrap_or(""));
+    }
+    if result["cancelled"].as_bool() == Some(true) {
+        anyhow::bail!("cancelled; run it again to fetch the rest");
     }
     Ok(())
 }

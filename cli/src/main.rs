@@ -41,6 +41,8 @@ enum Command {
     Refresh(ctl::RefreshArgs),
     /// Drop tables (or everything) from the running daemon's cache.
     Evict(ctl::EvictArgs),
+    /// Fetch tables (some or all of their columns) into the running daemon's cache now.
+    Prewarm(ctl::PrewarmArgs),
     /// The running daemon's counters in the Prometheus text format.
     Metrics(ctl::MetricsArgs),
     /// Run SQL through the running daemon's SQL socket.
@@ -72,6 +74,7 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => ctl::status(args),
         Command::Refresh(args) => ctl::refresh(args),
         Command::Evict(args) => ctl::evict(args),
+        Command::Prewarm(args) => ctl::prewarm(args),
         Command::Metrics(args) => ctl::metrics(args),
         Command::Query(args) => ctl::query(args),
         Command::Ls(args) => ctl::ls(args),

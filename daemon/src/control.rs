@@ -77,9 +77,51 @@ pub enum Request {
         #[serde(default)]
         path: String,
     },
+    /// Fetch `tables` (`schema.table` globs) into the cache: `columns` is `"all"` (default),
+    /// `"hot"` (the columns people read) or a list of column-name globs. One event per file,
+    /// a [`crate::prewarm::PrewarmProgress`]; the result is a
+    /// [`crate::prewarm::PrewarmReport`]. Cancellable between files.
+    Prewarm {
+        tables: Vec<String>,
+        #[serde(default)]
+        columns: PrewarmColumns,
+    },
     /// Asks the request running on this connection to stop early. Answered by nothing itself:
     /// the running request ends with its own `result` or `error`.
     Cancel,
+}
+
+/// The columns a `prewarm` request asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PrewarmColumns {
+    /// `"all"` or `"hot"`.
+    Named(String),
+    /// Column-name globs.
+    Listed(Vec<String>),
+}
+
+impl Default for PrewarmColumns {
+    fn default() -> Self {
+        PrewarmColumns::Named("all".into())
+    }
+}
+
+impl PrewarmColumns {
+    /// The policy model's selection, or what is wrong with the request.
+    pub fn selection(&self) -> Result<warmlake_policy::ColumnSelection, String> {
+        use warmlake_policy::ColumnSelection;
+        match self {
+            PrewarmColumns::Named(n) if n == "all" => Ok(ColumnSelection::All),
+            PrewarmColumns::Named(n) if n == "hot" => Ok(ColumnSelection::Hot),
+            PrewarmColumns::Named(n) => Err(format!("columns must be \"all\", \"hot\" or a list of names, not {n:?}")),
+            PrewarmColumns::Listed(names) => names
+                .iter()
+                .map(|n| warmlake_policy::Glob::new(n))
+                .collect::<Result<_, _>>()
+                .map(ColumnSelection::Listed),
+        }
+    }
 }
 
 /// One line from the daemon: exactly one of `event`, `result` and `error` is set.

@@ -274,6 +274,12 @@ impl Exchange {
         let _ = self.events.blocking_send(event);
     }
 
+    /// Sends a progress event if the client keeps up; dropped otherwise (the next one says
+    /// more). Unlike [`Exchange::event`] it never waits, so async work may call it.
+    pub fn progress(&self, event: Value) {
+        let _ = self.events.try_send(event);
+    }
+
     /// Whether the request should stop at the next convenient point.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
@@ -297,9 +303,33 @@ fn handle(daemon: &Daemon, request: Request, exchange: &Exchange) -> Result<Valu
         }
         Request::Metrics => Ok(json!({ "text": super::prometheus_text(&daemon.status()) })),
         Request::Ls { path } => ls(daemon, &path),
+        Request::Prewarm { tables, columns } => prewarm(daemon, &tables, &columns, exchange),
         // The connection consumes cancels itself; one never reaches a handler.
         Request::Cancel => Ok(Value::Null),
     }
+}
+
+fn prewarm(
+    daemon: &Daemon,
+    tables: &[String],
+    columns: &super::PrewarmColumns,
+    exchange: &Exchange,
+) -> Result<Value, ErrorReply> {
+    let bad = |m: String| failure("bad_request", m);
+    if tables.is_empty() {
+        return Err(bad("prewarm needs at least one table (schema.table; globs such as sales.* work)".into()));
+    }
+    let tables = tables.iter().map(|t| warmlake_policy::QualifiedGlob::new(t)).collect::<Result<Vec<_>, _>>();
+    let request =
+        crate::prewarm::PrewarmRequest { tables: tables.map_err(bad)?, columns: columns.selection().map_err(bad)? };
+    let progress = |p: &crate::prewarm::PrewarmProgress| exchange.progress(json!(p));
+    let report = tokio::runtime::Handle::current()
+        .block_on(daemon.prewarm(&request, &progress, &exchange.cancel))
+        .map_err(|e| failure("failed", e.to_string()))?;
+    if report.tables.is_empty() && report.skipped.is_empty() {
+        return Err(failure("not_found", "no table of the lake matches".into()));
+    }
+    serde_json::to_value(report).map_err(|e| failure("failed", e.to_string()))
 }
 
 fn evict(daemon: &Daemon, tables: &[String], all: bool, exchange: &Exchange) -> Result<Value, ErrorReply> {
