@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
 use warmlake_daemon::config::Config;
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::{self, CatalogKind, LakeSpec};
 use warmlake_daemon::local_query;
+use warmlake_daemon::prewarm;
+use warmlake_daemon::store::StoreConfig;
+use warmlake_daemon::view_sql;
 
 use crate::sql_client::{psql_target, render_table, sql_query};
 
@@ -61,10 +65,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     println!("warmlake demo\n");
     println!("1. Generating a DuckLake lake in {}", dir.display());
-    let lake = generate::generate(&dir, &LakeSpec::default(), &[CatalogKind::DuckDb, CatalogKind::Sqlite])
+    // The data goes to a folder used as an object store (`file://`), the embedded stand-in for
+    // a bucket: the daemon reads it through the chunk cache exactly as it would read S3.
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let bucket = format!("file://{}/bucket/", dir.display());
+    let targets = generate::Targets {
+        data: Some(generate::DataStore { url: bucket.clone(), config: StoreConfig::default() }),
+        ..generate::Targets::default()
+    };
+    let lake = generate::generate_to(&dir, &LakeSpec::default(), &[CatalogKind::DuckDb, CatalogKind::Sqlite], &targets)
         .context("generating the demo lake")?;
     println!(
-        "   {} Parquet files ({} KiB), {} snapshots, catalogs: {}",
+        "   {} Parquet files ({} KiB) in the store {bucket}, {} snapshots, catalogs: {}",
         lake.files,
         lake.bytes / 1024,
         lake.latest_snapshot + 1,
@@ -112,15 +125,29 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("   policy  {} ({}): sales.customers.email is denied", dir.join("policy.toml").display(), status.policy);
 
-    println!("\n4. Query with DuckLake semantics (deletes applied, renamed/added columns, inlined rows):");
+    println!("\n4. Prewarming sales.orders: its footers and column chunks into the cache, in the background");
+    let request = prewarm::all_columns(&["sales.orders"]).map_err(anyhow::Error::msg)?;
+    let report = runtime.block_on(daemon.prewarm(&request, &|_| {}, &CancellationToken::new()))?;
+    println!(
+        "   {} files, {} KiB fetched from the store in {:.2} s; {} in {} now",
+        report.progress.files_done,
+        report.progress.bytes_fetched / 1024,
+        report.progress.elapsed_ms as f64 / 1000.0,
+        daemon.status().cache.map(|c| format!("{} KiB cached", c.bytes_stored / 1024)).unwrap_or_default(),
+        dir.join("cache").display()
+    );
+
+    println!("\n5. Query with DuckLake semantics (deletes applied, renamed/added columns, inlined rows):");
     println!("   {SAMPLE_QUERY}");
     let result = if mounted {
         println!("   through the mount: DuckDB runs {}/lake.sql, which reads the files in the mount\n", mnt.display());
         let script = std::fs::read_to_string(mnt.join("lake.sql")).context("reading lake.sql from the mount")?;
         local_query::script_query_text(&script, SAMPLE_QUERY)?
     } else {
-        println!("   reading the lake's files directly\n");
-        local_query::query_text(&snapshot, SAMPLE_QUERY)?
+        println!("   reading the store's files directly\n");
+        let root = snapshot.data_root.trim_start_matches("file://").to_string();
+        let script = view_sql::lake_script(&snapshot, &|k| format!("{root}{k}"));
+        local_query::script_query_text(&script, SAMPLE_QUERY)?
     };
     for line in render_table(&result).lines() {
         println!("   {line}");
@@ -129,7 +156,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let psql = match &status.sql_socket {
         Some(socket) => {
             let (host, port) = psql_target(socket)?;
-            println!("\n5. The same query through the SQL socket, as psql, psycopg or JDBC tools would send it:\n");
+            println!("\n6. The same query through the SQL socket, as psql, psycopg or JDBC tools would send it:\n");
             let result = runtime.block_on(sql_query(&host, port, SAMPLE_QUERY))?.text();
             for line in render_table(&result).lines() {
                 println!("   {line}");

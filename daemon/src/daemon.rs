@@ -695,9 +695,10 @@ impl Daemon {
     }
 }
 
-/// Where file contents come from: the lake's own folder when its data is on this machine (no
-/// copy needed), else the chunk cache over the data store. Also returns the cache and the
-/// store (remote lakes), or the local data root with a trailing `/` (local lakes).
+/// Where file contents come from: the lake's own folder when its data is a plain path (no copy
+/// needed), else the chunk cache over the data store. Also returns the cache and the store (a
+/// store), and the data folder with a trailing `/` when its files are on this machine (a
+/// plain path or a `file://` store).
 #[allow(clippy::type_complexity)]
 fn data_source(
     config: &Config,
@@ -705,21 +706,21 @@ fn data_source(
     data_root: &str,
     runtime: &tokio::runtime::Handle,
 ) -> Result<(Arc<dyn ObjectSource>, Option<(Cache, Store)>, Option<String>), DaemonError> {
-    let local = data_root.strip_prefix("file://").unwrap_or(data_root);
-    if !local.contains("://") {
-        let mut root = local.to_string();
-        if !root.ends_with('/') {
-            root.push('/');
-        }
-        return Ok((Arc::new(LocalSource::new(local)), None, Some(root)));
+    // A plain path is a folder of files on this machine: read in place. A URL is an object
+    // store, `file://` included (a folder used as a bucket): read through the cache. For a
+    // `file://` store the SQL socket may still read the folder directly when there is no mount.
+    let with_slash = |p: &str| if p.ends_with('/') { p.to_string() } else { format!("{p}/") };
+    if !data_root.contains("://") {
+        return Ok((Arc::new(LocalSource::new(data_root)), None, Some(with_slash(data_root))));
     }
+    let file_root = data_root.strip_prefix("file://").map(with_slash);
     let store = Store::open(data_root, &config.store).map_err(|e| DaemonError::Store(Box::new(e)))?;
     let mut cache_config = CacheConfig::new(&config.cache_dir);
     cache_config.max_cache = config.max_cache.min(policy.limits().max_cache().unwrap_or(u64::MAX));
     cache_config.min_free_disk = config.min_free_disk;
     let cache = Cache::open(cache_config, runtime.clone())?;
     tracing::info!(data = data_root, cache = %config.cache_dir.display(), "reading the lake's data through the cache");
-    Ok((Arc::new(CachedSource::new(cache.clone(), store.clone())), Some((cache, store)), None))
+    Ok((Arc::new(CachedSource::new(cache.clone(), store.clone())), Some((cache, store)), file_root))
 }
 
 fn unix_now() -> u64 {

@@ -196,7 +196,10 @@ pub async fn prewarm(
     let total = files.len() as u64;
     let files_done = AtomicU64::new(0);
     let bytes_done = AtomicU64::new(0);
-    let bytes_fetched = AtomicU64::new(0);
+    // Fetched bytes are the cache's counter over the job: per-file deltas would count other
+    // files' concurrent fetches twice. (A user's reads during the job count too.)
+    let fetched_before = cache.stats().totals.bytes_fetched;
+    let bytes_fetched = || cache.stats().totals.bytes_fetched.saturating_sub(fetched_before);
     let bytes_total = AtomicU64::new(0);
     // Footers first: they give the total (for an honest ETA) and are what every reader needs.
     let mut planned: Vec<(FilePlan, Vec<Range<u64>>)> = Vec::with_capacity(files.len());
@@ -220,7 +223,7 @@ pub async fn prewarm(
         files_total: total,
         bytes_done: bytes_done.load(Ordering::Relaxed),
         bytes_total: bytes_total.load(Ordering::Relaxed),
-        bytes_fetched: bytes_fetched.load(Ordering::Relaxed),
+        bytes_fetched: bytes_fetched(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     if !report.cancelled {
@@ -230,15 +233,14 @@ pub async fn prewarm(
                 if cancel.is_cancelled() {
                     return Ok(None);
                 }
-                let fetched = cache.prefetch(&file.object, &r).await?;
-                Ok::<_, CacheError>(Some((fetched, r.iter().map(|x| x.end - x.start).sum::<u64>())))
+                cache.prefetch(&file.object, &r).await?;
+                Ok::<_, CacheError>(Some(r.iter().map(|x| x.end - x.start).sum::<u64>()))
             }
         }))
         .buffer_unordered(FILES_AT_ONCE);
         while let Some(result) = fetches.next().await {
             match result? {
-                Some((fetched, bytes)) => {
-                    bytes_fetched.fetch_add(fetched, Ordering::Relaxed);
+                Some(bytes) => {
                     bytes_done.fetch_add(bytes, Ordering::Relaxed);
                     files_done.fetch_add(1, Ordering::Relaxed);
                     progress(&snapshot(&files_done));

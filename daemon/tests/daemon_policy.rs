@@ -97,6 +97,17 @@ fn sentinels_never_reach_the_disk() {
     let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("daemon starts");
     assert!(daemon.status().policy.contains("3 rules"), "{}", daemon.status().policy);
 
+    // Prewarm everything: what may not be stored is skipped (and said so), the rest is fetched.
+    let everything = warmlake_daemon::prewarm::all_columns(&["*.*"]).expect("request");
+    let report = rt
+        .block_on(daemon.prewarm(&everything, &|_| {}, &tokio_util::sync::CancellationToken::new()))
+        .expect("prewarm");
+    let skipped: Vec<&str> = report.skipped.iter().map(|(t, _)| t.as_str()).collect();
+    for t in ["sales.customers", "sales.orders", "sales.returns"] {
+        assert!(skipped.contains(&t), "{t} skipped: {report:?}");
+    }
+    assert!(report.tables.contains(&"web.events".to_string()) && report.progress.bytes_fetched > 0, "{report:?}");
+
     // Read everything the mount shows. Files of sales.customers hold the denied email column:
     // reading them whole is refused, but the columns that may be read still work through DuckDB.
     let (ok, denied) = read_tree(&mnt.join("sales"));
