@@ -149,6 +149,15 @@ impl RemoteLake {
         Ok(Store::open(&format!("s3://{BUCKET}/data"), &self.server.store_config())?)
     }
 
+    /// [`RemoteLake::store`] with the same injected latency as the daemon's store: the baseline
+    /// for plain ranged GETs.
+    pub fn latent_store(&self) -> anyhow::Result<Store> {
+        let latency = self.latency;
+        Ok(Store::open_decorated(&format!("s3://{BUCKET}/data"), &self.server.store_config(), |inner| {
+            Arc::new(LatencyStore::new(inner, latency)) as Arc<dyn ObjectStore>
+        })?)
+    }
+
     /// Where the daemon mounts the lake.
     pub fn mount(&self) -> PathBuf {
         self.dir.path().join("mnt")

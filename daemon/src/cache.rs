@@ -369,12 +369,13 @@ impl Cache {
         let opts = ReadOptions { priority: Priority::Prefetch, persist: Persist::Cache, pin: false };
         let units = self.units(object, opts).await?;
         let before = self.inner.disk.metrics.snapshot().0.bytes_fetched;
-        for r in ranges {
+        // All ranges at once: their flights queue on the store's prefetch permits, so the
+        // prefetch budget is used in full rather than one round trip at a time.
+        let reads = ranges.iter().filter_map(|r| {
             let r = r.start.min(object.size)..r.end.min(object.size);
-            if r.start < r.end {
-                self.read_with(object, r, opts, &units, false).await?;
-            }
-        }
+            (r.start < r.end).then(|| self.read_with(object, r, opts, &units, false))
+        });
+        futures::future::try_join_all(reads).await?;
         // Other flights may run concurrently; this is an upper bound, good enough for progress.
         Ok(self.inner.disk.metrics.snapshot().0.bytes_fetched.saturating_sub(before))
     }

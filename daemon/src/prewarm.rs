@@ -27,8 +27,9 @@ use crate::catalog::{ColumnDef, LakeSnapshot, TableDef};
 use crate::governance::Governed;
 use crate::store::{Priority, Store};
 
-/// Files whose chunks are fetched concurrently. Each file's chunks go out as one planned set of
-/// coalesced requests, so a few files in flight keep the store's prefetch slots busy.
+/// Files whose chunks are fetched concurrently. Each file's chunks are requested together and
+/// queue on the store's prefetch permits, so a few files in flight keep every slot busy while
+/// bounding the memory of fetched-but-not-yet-stored bytes.
 const FILES_AT_ONCE: usize = 4;
 
 /// What to prewarm.
