@@ -1,0 +1,186 @@
+//! Faults from the store: a decorator in front of a real S3-compatible server fails a share of
+//! reads (an error like a 503 that survived the retries) and cuts the body of others short.
+//! Every read through the mount must return the source's exact bytes or fail with `EIO` —
+//! never short, never wrong — and once the faults stop, everything reads; after a restart with
+//! the store gone, everything the cache kept is still exact (it never stored a partial range).
+
+mod cache_support;
+mod fixtures;
+mod remote_lake;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use remote_lake::RemoteLake;
+use warmlake_daemon::daemon::Daemon;
+use warmlake_daemon::generate::LakeSpec;
+use warmlake_daemon::store::StoreDecorator;
+
+/// Fails about one read in four and truncates about one in eight, while `on`.
+#[derive(Debug)]
+struct FaultStore {
+    inner: Arc<dyn ObjectStore>,
+    on: Arc<AtomicBool>,
+    state: AtomicU64,
+    injected: Arc<AtomicU64>,
+}
+
+impl FaultStore {
+    /// A deterministic pseudo-random number (xorshift), so a failing run can be replayed.
+    fn roll(&self) -> u64 {
+        let mut x = self.state.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state.store(x, Ordering::Relaxed);
+        x % 8
+    }
+}
+
+impl fmt::Display for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultStore {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if !self.on.load(Ordering::Relaxed) {
+            return self.inner.get_opts(location, options).await;
+        }
+        match self.roll() {
+            0 | 1 => {
+                self.injected.fetch_add(1, Ordering::Relaxed);
+                Err(object_store::Error::Generic { store: "fault", source: "injected: 503 Slow Down".into() })
+            }
+            2 => {
+                // The body ends early: the same headers, fewer bytes.
+                self.injected.fetch_add(1, Ordering::Relaxed);
+                let mut result = self.inner.get_opts(location, options).await?;
+                let empty = || GetResultPayload::Stream(Box::pin(futures::stream::empty()));
+                let chunks: Vec<bytes::Bytes> = match std::mem::replace(&mut result.payload, empty()) {
+                    GetResultPayload::Stream(body) => futures::TryStreamExt::try_collect(body).await?,
+                    other => {
+                        result.payload = other;
+                        return Ok(result);
+                    }
+                };
+                let mut body: Vec<u8> = chunks.concat();
+                body.truncate(body.len() / 2);
+                let cut = bytes::Bytes::from(body);
+                result.payload = GetResultPayload::Stream(Box::pin(futures::stream::once(async move { Ok(cut) })));
+                Ok(result)
+            }
+            _ => self.inner.get_opts(location, options).await,
+        }
+    }
+
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[test]
+fn store_faults_give_exact_bytes_or_eio_never_wrong_ones() {
+    if !fixtures::fuse_available("store_faults_give_exact_bytes_or_eio_never_wrong_ones") {
+        return;
+    }
+    let spec = LakeSpec { events_rows: 50_000, events_files: 4, ..LakeSpec::default() };
+    let Some(mut remote) = RemoteLake::new(&spec) else { return };
+    std::fs::write(remote.tmp.path().join("policy.toml"), "").expect("policy");
+    let mut cfg =
+        remote.config_with(&format!("[policy]\nfile = \"{}\"\n", remote.tmp.path().join("policy.toml").display()));
+    let on = Arc::new(AtomicBool::new(true));
+    let injected = Arc::new(AtomicU64::new(0));
+    let (flag, count) = (Arc::clone(&on), Arc::clone(&injected));
+    cfg.store.decorate = Some(StoreDecorator(Arc::new(move |inner| {
+        Arc::new(FaultStore {
+            inner,
+            on: Arc::clone(&flag),
+            state: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+            injected: Arc::clone(&count),
+        }) as Arc<dyn ObjectStore>
+    })));
+    let mnt = remote.mnt();
+    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
+        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
+        None,
+    )
+    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
+    .expect("snapshot");
+    let files: Vec<(std::path::PathBuf, Vec<u8>)> = snapshot
+        .tables
+        .iter()
+        .flat_map(|t| t.files.iter().map(move |f| (t, f)))
+        .map(|(t, f)| {
+            let source = std::fs::read(remote.lake.data_dir.join(f.key.as_str())).expect("source");
+            (mnt.join(&t.schema).join(&t.name).join(&f.name), source)
+        })
+        .collect();
+
+    let daemon = Daemon::start(cfg.clone(), remote.rt.handle().clone()).expect("daemon starts");
+    let (mut exact, mut failed) = (0, 0);
+    for _ in 0..3 {
+        for (path, source) in &files {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    assert!(bytes == *source, "{}: wrong bytes under faults", path.display());
+                    exact += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{}: {e}", path.display());
+                    failed += 1;
+                }
+            }
+        }
+    }
+    assert!(injected.load(Ordering::Relaxed) > 0 && failed > 0, "faults were injected and seen: {failed}");
+    eprintln!("under faults: {exact} exact reads, {failed} EIO, {} faults injected", injected.load(Ordering::Relaxed));
+
+    // The faults stop: every file reads, exactly.
+    on.store(false, Ordering::Relaxed);
+    for (path, source) in &files {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(bytes == *source, "{}", path.display());
+    }
+    daemon.stop().expect("stop");
+
+    // Restart with the store gone: the cache alone serves every file, and exactly.
+    remote.stop_store();
+    let daemon = Daemon::start(cfg, remote.rt.handle().clone()).expect("restart");
+    for (path, source) in &files {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{} from the cache: {e}", path.display()));
+        assert!(bytes == *source, "{}", path.display());
+    }
+    assert_eq!(daemon.status().cache.expect("cache").totals.corrupt_pieces, 0);
+    daemon.stop().expect("stop");
+}
