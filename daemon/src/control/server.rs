@@ -98,8 +98,26 @@ async fn accept(
                 }
             },
         };
+        // Only the daemon's own user, whatever the socket's permissions say (a second line
+        // behind the 0700 state folder, as for the SQL socket).
+        match stream.peer_cred() {
+            Ok(peer) if peer.uid() == own_uid() => {}
+            Ok(peer) => {
+                tracing::warn!(uid = peer.uid(), "control socket: refused a connection from another user");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket: cannot identify the connecting process");
+                continue;
+            }
+        }
         tracker.spawn(connection(stream, Arc::clone(&daemon), stop.clone(), tracker.clone()));
     }
+}
+
+/// The daemon's own (effective) uid.
+fn own_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// A line from the client, or why there are no more.
