@@ -410,8 +410,8 @@ impl Daemon {
         sql_config.memory_limit = settings.memory_limit.clone();
         sql_config.max_connections = settings.max_connections;
         sql_config.spill_dir = Some(self.config.state_dir.join("spill"));
-        let current = self.governed_current();
-        let lake = Arc::new(self.sql_lake(&files, &current));
+        let (current, kept) = self.governed_served();
+        let lake = Arc::new(self.sql_lake(&files, &current.snapshot, &kept));
         let (tx, rx) = watch::channel(lake);
         let server = self.runtime.block_on(SqlServer::bind(sql_config, rx))?;
         let socket = server.socket_path();
@@ -423,23 +423,30 @@ impl Daemon {
         Ok(())
     }
 
-    /// The views the SQL socket shows for `snapshot`, over the files it reads.
-    fn sql_lake(&self, files: &SqlFiles, snapshot: &LakeSnapshot) -> SqlLake {
+    /// The views the SQL socket shows for `snapshot`, over the files it reads: the current
+    /// snapshot's schemas, and each kept snapshot's as `<schema>@<id>` (time travel).
+    fn sql_lake(&self, files: &SqlFiles, snapshot: &LakeSnapshot, kept: &[Governed]) -> SqlLake {
         let script = match files {
-            // The tree's own lake.sql: the same views over the mount's paths.
-            SqlFiles::Mount => self.tree.script(),
-            SqlFiles::Local(root) => view_sql::lake_script(snapshot, &|k| format!("{root}{k}")),
+            // The tree's own scripts: the same views over the mount's paths.
+            SqlFiles::Mount => format!("{}{}", self.tree.script(), self.tree.history_script()),
+            SqlFiles::Local(root) => {
+                let url = |k: &crate::lake_path::LakeKey| format!("{root}{k}");
+                let mut script = view_sql::lake_script(snapshot, &url);
+                for k in kept {
+                    script.push_str(&view_sql::lake_script(&view_sql::at_snapshot(&k.snapshot), &url));
+                }
+                script
+            }
         };
         SqlLake { snapshot: snapshot.snapshot.id, script }
     }
 
-    /// The current snapshot as the policy in force lets it be seen.
-    fn governed_current(&self) -> LakeSnapshot {
+    /// The served snapshots (current, kept) as the policy in force lets them be seen.
+    fn governed_served(&self) -> (Governed, Vec<Governed>) {
         let policy = self.policy();
-        match &*lock(&self.served) {
-            Some((current, _)) => governance::govern(&policy, current).snapshot,
-            None => governance::govern(&policy, &LakeSnapshot::default()).snapshot,
-        }
+        let served = lock(&self.served).clone();
+        let (current, kept) = served.unwrap_or_default();
+        (governance::govern(&policy, &current), kept.iter().map(|k| governance::govern(&policy, k)).collect())
     }
 
     /// Shows `current` and `kept` (read from the catalog or the mirror) under the policy in
@@ -469,7 +476,7 @@ impl Daemon {
             self.evict_departed(&before, &after);
         }
         if let Some(sql) = &*lock(&self.sql) {
-            let next = Arc::new(self.sql_lake(&sql.files, &governed.snapshot));
+            let next = Arc::new(self.sql_lake(&sql.files, &governed.snapshot, &governed_kept));
             sql.lake.send_if_modified(|lake| {
                 let changed = **lake != *next;
                 *lake = next;

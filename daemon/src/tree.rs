@@ -131,6 +131,8 @@ struct State {
     mtime: SystemTime,
     /// The current snapshot's views (the root `lake.sql` without its settings).
     script: String,
+    /// The kept snapshots' views, as `<schema>@<snapshot>` schemas, over their paths.
+    history: String,
 }
 
 /// The daemon's tree: published snapshots over an [`ObjectSource`].
@@ -153,7 +155,12 @@ impl LakeTree {
         LakeTree {
             mount_root: mount_root.into(),
             source,
-            state: RwLock::new(Arc::new(State { nodes, mtime: SystemTime::UNIX_EPOCH, script: String::new() })),
+            state: RwLock::new(Arc::new(State {
+                nodes,
+                mtime: SystemTime::UNIX_EPOCH,
+                script: String::new(),
+                history: String::new(),
+            })),
             status: RwLock::new(Arc::from(&b"{}\n"[..])),
             access: Arc::new(RwLock::new(Arc::new(Access::default()))),
         }
@@ -163,15 +170,16 @@ impl LakeTree {
     /// under `.snapshots/<id>/`, as the policy lets this machine see them.
     pub fn publish(&self, current: &Governed, kept: &[Governed]) {
         let mut b = Builder { nodes: BTreeMap::new(), mount_root: self.mount_root.clone() };
-        let script = b.snapshot("", current);
+        let script = b.snapshot("", current).current;
+        let mut history = String::new();
         for s in kept {
-            b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s);
+            history.push_str(&b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s).history);
         }
         b.dir(".snapshots");
         b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(&current.snapshot);
         let nodes = b.finish();
-        let next = Arc::new(State { nodes, mtime, script });
+        let next = Arc::new(State { nodes, mtime, script, history });
         let access = Arc::new(current.access.clone());
         match self.access.write() {
             Ok(mut guard) => *guard = access,
@@ -197,6 +205,12 @@ impl LakeTree {
     /// settings it starts with), once published.
     pub fn script(&self) -> String {
         self.current().script.clone()
+    }
+
+    /// The kept snapshots' views for time travel: `"<schema>@<snapshot>".<table>` over the
+    /// files of `.snapshots/<snapshot>/`.
+    pub fn history_script(&self) -> String {
+        self.current().history.clone()
     }
 
     fn status_bytes(&self) -> Arc<[u8]> {
@@ -227,6 +241,13 @@ fn snapshot_time(s: &LakeSnapshot) -> SystemTime {
 /// and every byte read is a byte the cache fetches and the heat statistics count.
 const READER_SETTINGS: &str = "-- Read only the column chunks a query needs (see warmlake's README).\n\
                                SET disable_parquet_prefetching = true;\n";
+
+/// The views of one snapshot over this tree's paths: as the lake's schemas, and as the
+/// `<schema>@<snapshot>` schemas of time travel.
+struct Scripts {
+    current: String,
+    history: String,
+}
 
 /// Collects nodes by path; directories are implied by the files below them.
 struct Builder {
@@ -260,8 +281,8 @@ impl Builder {
         self.insert(path, Node::Generated(bytes.into()));
     }
 
-    /// Adds one snapshot under `prefix`; returns its views script.
-    fn snapshot(&mut self, prefix: &str, governed: &Governed) -> String {
+    /// Adds one snapshot under `prefix`; returns its views scripts.
+    fn snapshot(&mut self, prefix: &str, governed: &Governed) -> Scripts {
         let lake = &governed.snapshot;
         let join = |rest: &str| if prefix.is_empty() { rest.to_string() } else { format!("{prefix}/{rest}") };
         let mut urls: HashMap<LakeKey, String> = HashMap::new();
@@ -304,9 +325,10 @@ impl Builder {
                 }
             }
         }
-        let script = view_sql::lake_script(lake, &|k| urls.get(k).cloned().unwrap_or_else(|| k.to_string()));
+        let url = |k: &LakeKey| urls.get(k).cloned().unwrap_or_else(|| k.to_string());
+        let script = view_sql::lake_script(lake, &url);
         self.file(&join("lake.sql"), format!("{READER_SETTINGS}{script}").into_bytes());
-        script
+        Scripts { history: view_sql::lake_script(&view_sql::at_snapshot(lake), &url), current: script }
     }
 
     fn finish(self) -> HashMap<String, Node> {

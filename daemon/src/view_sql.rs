@@ -185,6 +185,20 @@ pub fn table_select(table: &TableDef, snapshot: i64, url: FileUrl<'_>) -> Result
     Ok(branches.join(" UNION ALL "))
 }
 
+/// `lake` with every schema renamed `<schema>@<snapshot id>`: the same views, for time travel
+/// (`SELECT * FROM "sales@42".orders`) beside the current ones.
+pub fn at_snapshot(lake: &LakeSnapshot) -> LakeSnapshot {
+    let id = lake.snapshot.id;
+    let mut renamed = lake.clone();
+    for schema in &mut renamed.schemas {
+        *schema = format!("{schema}@{id}");
+    }
+    for table in &mut renamed.tables {
+        table.schema = format!("{}@{id}", table.schema);
+    }
+    renamed
+}
+
 /// A DuckDB script that creates one schema per lake schema and one view per table, at the
 /// snapshot `lake` was read at: `duckdb -init lake.sql` then answers as the lake does.
 /// Tables that cannot be expressed are left out with a comment saying why.
