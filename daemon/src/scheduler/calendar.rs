@@ -6,12 +6,14 @@
 //!
 //! Times: `DTSTART` in UTC, with a `TZID` (IANA names, resolved by chrono-tz) or floating
 //! (the machine's local time, which is what a floating time means in RFC 5545). Recurrences
-//! (`RRULE`, `RDATE`, `EXDATE`) are expanded by the `rrule` crate through `icalendar`.
+//! (`RRULE`, `RDATE`, `EXDATE`) are expanded by the `rrule` crate through `icalendar`; an
+//! instance moved or cancelled by a `RECURRENCE-ID` event replaces the series' occurrence.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use icalendar::{Calendar, Component, EventStatus, RRuleSet, Tz};
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, EventStatus, RRuleSet, Tz};
 use warmlake_policy::CalendarTrigger;
 
 /// Why a calendar file gave no events.
@@ -56,6 +58,15 @@ impl ParsedCalendar {
             return Err(CalendarError::Malformed("does not start with BEGIN:VCALENDAR".into()));
         }
         let calendar: Calendar = text.parse().map_err(CalendarError::Malformed)?;
+        // An instance of a series that was moved, retitled or cancelled is a separate event
+        // with the series' UID and the original start as RECURRENCE-ID; that original start
+        // no longer counts (calendar apps do not add an EXDATE for it).
+        let mut replaced: HashMap<&str, Vec<DateTime<Tz>>> = HashMap::new();
+        for event in calendar.events() {
+            if let (Some(uid), Some(original)) = (event.get_uid(), event.get_recurrence_id().and_then(instant)) {
+                replaced.entry(uid).or_default().push(original);
+            }
+        }
         let mut events = Vec::new();
         let mut skipped = Vec::new();
         for event in calendar.calendar_events() {
@@ -64,7 +75,14 @@ impl ParsedCalendar {
             }
             let title = event.get_summary().unwrap_or_default().to_string();
             match event.get_recurrence() {
-                Ok(starts) => events.push(Event { title, starts }),
+                Ok(mut starts) => {
+                    let is_series = event.get_recurrence_id().is_none();
+                    let moved = event.get_uid().and_then(|uid| replaced.get(uid)).filter(|_| is_series);
+                    for original in moved.into_iter().flatten() {
+                        starts = starts.exdate(*original);
+                    }
+                    events.push(Event { title, starts });
+                }
                 Err(e) => skipped.push(format!("{title:?}: {e}")),
             }
         }
@@ -74,6 +92,16 @@ impl ParsedCalendar {
     /// Events left out because their times could not be read, as `"title": reason`.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
+    }
+}
+
+/// The instant of a RECURRENCE-ID, read as the `rrule` crate reads a DTSTART (floating times
+/// and dates in this machine's time zone), so that it equals the occurrence it replaces.
+fn instant(at: DatePerhapsTime) -> Option<DateTime<Tz>> {
+    match at {
+        DatePerhapsTime::DateTime(CalendarDateTime::Floating(naive)) => Tz::LOCAL.from_local_datetime(&naive).single(),
+        DatePerhapsTime::DateTime(other) => other.try_into_utc().map(|utc| utc.with_timezone(&Tz::UTC)),
+        DatePerhapsTime::Date(date) => Tz::LOCAL.from_local_datetime(&date.and_time(NaiveTime::MIN)).single(),
     }
 }
 
@@ -192,6 +220,21 @@ END:VCALENDAR\r\n";
         assert_eq!(next_calendar_firing(&trigger("standup", 0), &cal, now), None);
         // A one-off event in the past fires no more.
         assert_eq!(next_calendar_firing(&trigger("team lunch", 0), &cal, at("2026-12-02T00:00:00Z")), None);
+    }
+
+    #[test]
+    fn a_moved_or_cancelled_instance_replaces_its_occurrence() {
+        // The review of 2026-12-07 moves to 14:00 Berlin, the one of 2026-12-14 is cancelled.
+        let overrides = "BEGIN:VEVENT\r\nUID:review@example.com\r\nSUMMARY:Monday review (moved)\r\n\
+RECURRENCE-ID;TZID=Europe/Berlin:20261207T090000\r\nDTSTART;TZID=Europe/Berlin:20261207T140000\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:review@example.com\r\nSUMMARY:Monday review\r\nSTATUS:CANCELLED\r\n\
+RECURRENCE-ID:20261214T080000Z\r\nDTSTART:20261214T080000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let text = WORK_ICS.replace("END:VCALENDAR\r\n", overrides);
+        let cal = ParsedCalendar::parse(&text).expect("calendar");
+        let t = trigger("monday review*", 0);
+        let moved = next_calendar_firing(&t, &cal, at("2026-12-01T00:00:00Z"));
+        assert_eq!(moved, Some(at("2026-12-07T13:00:00Z")));
+        assert_eq!(next_calendar_firing(&t, &cal, at("2026-12-07T13:00:00Z")), Some(at("2026-12-21T08:00:00Z")));
     }
 
     #[test]
