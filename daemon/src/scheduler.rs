@@ -181,7 +181,6 @@ impl Planner {
 }
 
 /// The request a policy job makes.
-/// The request a policy job makes.
 pub fn request(job: &PrewarmJob) -> PrewarmRequest {
     PrewarmRequest { tables: job.tables.clone(), columns: job.columns.clone() }
 }
@@ -298,6 +297,32 @@ mod tests {
         let (start, wait) = planner.step_at(&p, &at("2026-11-27T08:44:30Z"));
         assert!(start.is_empty());
         assert_eq!(wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_planner_reads_the_calendar_file_and_a_bad_one_makes_its_job_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cal.ics");
+        let p = policy(&format!(
+            "[[prewarm]]\nname = \"review-prep\"\ncalendar = \"{}\"\ntitle = \"monday*\"\ntables = [\"sales.*\"]\n",
+            path.display()
+        ));
+        let now = at("2026-12-06T00:00:00Z");
+        // Missing: the job waits, the daemon goes on.
+        let mut planner = Planner::default();
+        planner.load_calendars(&p);
+        assert!(planner.calendars.is_empty());
+        // Written: the next review (2026-12-07 08:00 UTC) fires 15 minutes before.
+        std::fs::write(&path, calendar::tests::WORK_ICS).expect("write");
+        planner.load_calendars(&p);
+        planner.step_at(&p, &now);
+        let planned = planner.planned.as_ref().map(|(at, jobs)| (at.with_timezone(&Utc), names(jobs).len()));
+        assert_eq!(planned, Some((at("2026-12-07T07:45:00Z"), 1)));
+        // Overwritten with garbage (another size, so seen as changed): the job waits again.
+        std::fs::write(&path, "garbage").expect("write");
+        planner.load_calendars(&p);
+        planner.step_at(&p, &now);
+        assert!(planner.calendars.is_empty() && planner.planned.is_none());
     }
 
     #[test]
