@@ -645,15 +645,15 @@ impl Daemon {
             jobs.spawn(async move { d.run_job(&name, &request, &cancel).await });
         };
         tokio::pin!(shutdown);
+        let mut planner = scheduler::Planner::default();
         loop {
-            let (next_job, due) = scheduler::next_prewarm_from_now(&daemon.policy());
+            let (due_jobs, wait) = planner.step(&daemon.policy());
+            for job in due_jobs {
+                spawn_job(job.name.clone(), scheduler::request(&job));
+            }
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tokio::time::sleep(due), if next_job.is_some() => {
-                    for job in next_job.into_iter().flatten() {
-                        spawn_job(job.name.clone(), scheduler::request(&job));
-                    }
-                }
+                () = tokio::time::sleep(wait) => {}
                 changed = policies.changed(), if policy_live => {
                     if changed.is_err() {
                         policy_live = false;
