@@ -66,6 +66,12 @@ fn daemon_mounts_refreshes_and_survives_losing_the_catalog() {
     // so compare the new snapshot's orders with the mount's lake.sql instead).
     let orders = sql_count(&rt, &cfg, "SELECT count(*) FROM sales.orders");
     assert_eq!(orders, 7400);
+    // Time travel: every kept snapshot's tables as "<schema>@<id>".
+    let kept =
+        sql_count(&rt, &cfg, "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'sales@%'");
+    assert_eq!(kept, 3, "one sales schema per kept snapshot");
+    let at_latest = sql_count(&rt, &cfg, &format!("SELECT count(*) FROM \"sales@{}\".orders", lake.latest_snapshot));
+    assert_eq!(at_latest, 7400);
     assert!(tables_at_cut >= 1);
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(mnt.join(".warmlake/status.json")).expect("status")).expect("json");

@@ -86,7 +86,19 @@ fn replace_views(conn: &Connection, script: &str) -> Result<(), duckdb::Error> {
         drop.push_str(&format!("DROP VIEW {}.{};", view_sql::ident(schema), view_sql::ident(view)));
     }
     conn.execute_batch(&drop)?;
-    conn.execute_batch(script)
+    conn.execute_batch(script)?;
+    // Schemas left without views (a snapshot that left time travel, a dropped lake schema).
+    let mut stmt = conn.prepare(
+        "SELECT schema_name FROM duckdb_schemas() s WHERE NOT internal AND database_name = current_database() \
+         AND schema_name <> 'main' AND NOT EXISTS (SELECT 1 FROM duckdb_views() v WHERE NOT v.internal \
+         AND v.database_name = s.database_name AND v.schema_name = s.schema_name)",
+    )?;
+    let empty: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut drop = String::new();
+    for schema in &empty {
+        drop.push_str(&format!("DROP SCHEMA {};", view_sql::ident(schema)));
+    }
+    conn.execute_batch(&drop)
 }
 
 fn dir_with_slash(p: &Path) -> String {
