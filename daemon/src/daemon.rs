@@ -132,6 +132,10 @@ pub struct Daemon {
     cache: Option<Cache>,
     /// The data store the cache reads from (a remote lake only).
     store: Option<Store>,
+    /// Woken by changes to a catalog in a local file (watched from start, so no commit made
+    /// after `start` returns is missed): `run` refreshes at once instead of on the interval.
+    catalog_changed: Arc<tokio::sync::Notify>,
+    _catalog_watch: Option<crate::file_watch::FileWatch>,
     /// Names of prewarm jobs running now: a job is never started twice at once.
     prewarming: Mutex<std::collections::BTreeSet<String>>,
     mount: Mutex<Option<warmlake_fuse_mount::Mount>>,
@@ -227,6 +231,8 @@ impl Daemon {
         }
         let tree_root = config.mount.clone().unwrap_or_default();
         let tree = Arc::new(LakeTree::new(tree_root, source));
+        let catalog = CatalogLocation::parse(&config.catalog);
+        let catalog_changed = Arc::new(tokio::sync::Notify::new());
         let daemon = Daemon {
             config,
             runtime,
@@ -238,6 +244,8 @@ impl Daemon {
             cache,
             store,
             prewarming: Mutex::new(std::collections::BTreeSet::new()),
+            _catalog_watch: watch_catalog(&catalog, &catalog_changed),
+            catalog_changed,
             mount: Mutex::new(None),
             sql: Mutex::new(None),
             status: Mutex::new(status),
@@ -622,21 +630,7 @@ impl Daemon {
         status_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut policies = daemon.policy_source.subscribe();
         let mut policy_live = true;
-        // A catalog in a local file is watched: a commit is served within about a second,
-        // without waiting for the refresh interval.
-        let catalog_changed = Arc::new(tokio::sync::Notify::new());
-        let _catalog_watch = match CatalogLocation::parse(&daemon.config.catalog) {
-            CatalogLocation::DuckDb(path) | CatalogLocation::Sqlite(path) => {
-                let mut files = vec![path.clone()];
-                files.extend(["-wal", ".wal", "-journal"].map(|s| PathBuf::from(format!("{}{s}", path.display()))));
-                crate::file_watch::FileWatch::start(&files, "catalog", Arc::clone(&catalog_changed))
-                    .map_err(
-                        |e| tracing::warn!(error = %e, "cannot watch the catalog; refreshing on the interval only"),
-                    )
-                    .ok()
-            }
-            CatalogLocation::Postgres(_) => None,
-        };
+        let catalog_changed = Arc::clone(&daemon.catalog_changed);
         // Background prewarm jobs: cancelled and awaited at shutdown.
         let jobs = tokio_util::task::TaskTracker::new();
         let stop_jobs = CancellationToken::new();
@@ -795,6 +789,21 @@ fn read_kept(
 /// requests. Measured in `bench/` (the `cache` benchmark).
 fn mount_options() -> warmlake_fuse_mount::MountOptions {
     warmlake_fuse_mount::MountOptions { readahead: 128 << 10, ..warmlake_fuse_mount::MountOptions::default() }
+}
+
+/// Watches a catalog that is a local file (with the journal files its database writes beside
+/// it), waking `changed` on every commit. `None` for a remote catalog, or when the folder
+/// cannot be watched (then the refresh interval alone applies, and a warning says so).
+fn watch_catalog(
+    catalog: &CatalogLocation,
+    changed: &Arc<tokio::sync::Notify>,
+) -> Option<crate::file_watch::FileWatch> {
+    let (CatalogLocation::DuckDb(path) | CatalogLocation::Sqlite(path)) = catalog else { return None };
+    let mut files = vec![path.clone()];
+    files.extend(["-wal", ".wal", "-journal"].map(|s| PathBuf::from(format!("{}{s}", path.display()))));
+    crate::file_watch::FileWatch::start(&files, "catalog", Arc::clone(changed))
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch the catalog; refreshing on the interval only"))
+        .ok()
 }
 
 /// One line for status: the mode and how many rules.
