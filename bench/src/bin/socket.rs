@@ -25,7 +25,7 @@ use tokio_postgres::SimpleQueryMessage;
 use warmlake_bench::dashboard::DASHBOARD;
 use warmlake_bench::local::LocalLake;
 use warmlake_bench::median_time;
-use warmlake_bench::remote::mib;
+use warmlake_bench::remote::{RemoteLake, mib};
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::LakeSpec;
 
@@ -68,6 +68,12 @@ struct Args {
     /// Seconds between the soak's refreshes (each publishes a new, empty snapshot).
     #[arg(long, default_value_t = 5)]
     refresh_seconds: u64,
+    /// Also measure the warm queries with the lake's data in an S3-compatible server (`s3s-fs`
+    /// on 127.0.0.1, as the `cache` and `mount` benchmarks start it), read by the socket through
+    /// the daemon's mount and chunk cache; every store request first waits this many ms. The
+    /// baseline stays DuckDB in process over the local copy of the same files.
+    #[arg(long)]
+    remote_latency_ms: Option<u64>,
     /// DuckDB's memory limit for all sessions (`[sql] memory_limit`), in MiB: what bounds the
     /// socket's memory, so the soak's peak is reported against it.
     #[arg(long, default_value_t = 2048)]
@@ -102,7 +108,12 @@ fn main() -> anyhow::Result<()> {
         socket.display(),
         args.runs
     );
-    clients_rt.block_on(ratios(&lake, &client_config, &args))?;
+    println!();
+    println!("Local lake (no mount; the socket reads the files in place):");
+    clients_rt.block_on(ratios(&lake.local_script(), &client_config, &args))?;
+    if let Some(latency) = args.remote_latency_ms {
+        remote_ratios(&spec, &clients_rt, latency, &args)?;
+    }
     soak(&lake, &daemon, &clients_rt, &client_config, &args, started_rss)?;
     daemon.stop()?;
     Ok(())
@@ -248,18 +259,38 @@ async fn compare<R: Decode>(
     Ok(())
 }
 
-/// The warm queries, socket vs in process.
-async fn ratios(lake: &LocalLake, config: &tokio_postgres::Config, args: &Args) -> anyhow::Result<()> {
+/// The warm queries through the socket vs in process over `local_script` (the lake's views over
+/// its local files).
+async fn ratios(local_script: &str, config: &tokio_postgres::Config, args: &Args) -> anyhow::Result<()> {
     let local = duckdb::Connection::open_in_memory()?;
-    local.execute_batch(&lake.local_script())?;
+    local.execute_batch(local_script)?;
     let client = connect(config).await?;
-    println!();
     println!("| warm query | how the client asks | in process (local files) | socket | ratio (goal ≤ 1.15) |");
     println!("|---|---|---|---|---|");
     compare::<[i64; 3]>("1-row aggregate over web.events", &local, &client, AGGREGATE, args.runs).await?;
     let rows_sql = format!("SELECT event_id, kind, duration_ms FROM web.events LIMIT {}", args.result_rows);
     let name = format!("{} rows × 3 columns, fetched and decoded", args.result_rows);
     compare::<EventRow>(&name, &local, &client, &rows_sql, args.runs).await
+}
+
+/// The warm queries again, with the same lake's data in a bucket behind the mount.
+fn remote_ratios(
+    spec: &LakeSpec,
+    clients_rt: &tokio::runtime::Runtime,
+    latency_ms: u64,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let lake = RemoteLake::new(spec, Duration::from_millis(latency_ms))?;
+    let daemon = lake.start_daemon_with_sql()?;
+    let socket = daemon.status().sql_socket.context("the daemon serves no SQL socket")?;
+    println!();
+    println!(
+        "Remote lake (s3s-fs, {latency_ms} ms per request; the socket reads through the mount and a cache the warm-up \
+         filled):"
+    );
+    clients_rt.block_on(ratios(&lake.local_script(), &client_config(&socket)?, args))?;
+    daemon.stop()?;
+    Ok(())
 }
 
 /// [`median_time`] for an async measurement.
