@@ -6,7 +6,8 @@
 //!   `--result-rows` rows fetched completely and decoded into Rust values, against the same
 //!   query in an in-process DuckDB over the same views of the same local files, whose rows are
 //!   decoded the same way. Both sides are warm (connected, views created, files in the page
-//!   cache). Goal ≤ 1.15.
+//!   cache). Goal ≤ 1.15. With `--remote-latency-ms`, again with the lake's data in `s3s-fs`,
+//!   read by the socket through the daemon's mount and chunk cache.
 //! - **soak**: `--clients` connections run the dashboard queries for `--soak-seconds` while a
 //!   thread commits an empty snapshot and calls `Daemon::refresh` every `--refresh-seconds`
 //!   (so the socket replaces its views under load). Reports queries/s, latency percentiles,
