@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
-use warmlake_daemon::config::Config;
+use warmlake_daemon::config::{Config, SqlSettings};
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::{self, CatalogKind, GeneratedLake, LakeSpec};
 use warmlake_daemon::store::{CountingStore, Store, StoreConfig, StoreDecorator};
@@ -194,6 +194,20 @@ impl RemoteLake {
     /// A new daemon is also a new mount, so the kernel holds none of its pages yet.
     pub fn start_daemon(&self) -> anyhow::Result<Daemon> {
         Ok(Daemon::start(self.config()?, self.runtime.handle().clone())?)
+    }
+
+    /// Starts a daemon like [`RemoteLake::start_daemon`], with its SQL socket on as well
+    /// (`<tmp>/sock/.s.PGSQL.5433`): the socket then reads the lake through the mount.
+    pub fn start_daemon_with_sql(&self) -> anyhow::Result<Daemon> {
+        let mut config = self.config()?;
+        config.sql = Some(SqlSettings {
+            socket_dir: self.dir.path().join("sock"),
+            port: 5433,
+            statement_timeout: None,
+            memory_limit: None,
+            max_connections: 64,
+        });
+        Ok(Daemon::start(config, self.runtime.handle().clone())?)
     }
 
     /// Empties the chunk cache (call with no daemon running).

@@ -20,45 +20,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
+use warmlake_bench::dashboard::DASHBOARD;
 use warmlake_bench::median_time;
 use warmlake_bench::remote::{RemoteLake, mib};
 use warmlake_daemon::generate::LakeSpec;
 use warmlake_daemon::local_query::script_query_text;
-
-/// The dashboard: what a BI tool's tiles ask of an events table and an orders table. Every
-/// result is exact (no float sums, whose last digits depend on thread scheduling), so the
-/// mount's answers can be checked against the local files'.
-const DASHBOARD: [(&str, &str); 6] = [
-    (
-        "events per day and kind",
-        "SELECT day, kind, count(*) AS events, sum(duration_ms) AS total_ms FROM web.events GROUP BY ALL ORDER BY ALL",
-    ),
-    (
-        "top pages",
-        "SELECT page, count(*) AS views FROM web.events WHERE kind = 'view' GROUP BY page \
-         ORDER BY views DESC, page LIMIT 10",
-    ),
-    (
-        "revenue by country, device",
-        "SELECT country, device, sum(revenue) AS revenue, count(*) AS buys FROM web.events \
-         WHERE kind = 'buy' AND NOT is_bot GROUP BY ALL ORDER BY ALL",
-    ),
-    (
-        "funnel by referrer",
-        "SELECT referrer, count(*) FILTER (kind = 'view') AS views, count(*) FILTER (kind = 'click') AS clicks, \
-         count(*) FILTER (kind = 'buy') AS buys FROM web.events GROUP BY referrer ORDER BY referrer",
-    ),
-    (
-        "orders by region, month",
-        "SELECT region, date_trunc('month', ordered_at) AS month, count(*) AS orders, sum(amount) AS amount \
-         FROM sales.orders GROUP BY ALL ORDER BY ALL",
-    ),
-    (
-        "top customers",
-        "SELECT c.name, count(*) AS orders, sum(o.amount) AS total FROM sales.orders o \
-         JOIN sales.customers c USING (customer_id) GROUP BY c.name ORDER BY total DESC, c.name LIMIT 10",
-    ),
-];
 
 /// Block of the sequential reads.
 const SEQ_BLOCK: u64 = 1 << 20;

@@ -1,0 +1,97 @@
+//! A generated lake whose data files stay in a local folder, served by the real daemon without
+//! a mount: its SQL socket then reads the files in place, so a socket benchmark measures the
+//! socket (protocol, sessions, encoding) and not the cache or FUSE.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
+use warmlake_daemon::config::Config;
+use warmlake_daemon::daemon::Daemon;
+use warmlake_daemon::generate::{self, CatalogKind, GeneratedLake, LakeSpec};
+
+use crate::remote::mib;
+
+/// The lake and the daemon's folders, all in one temporary folder (removed on drop).
+pub struct LocalLake {
+    /// The lake as generated: its SQLite catalog and its data files in `lake.data_dir`.
+    pub lake: GeneratedLake,
+    /// The newest snapshot, read from the catalog.
+    pub snapshot: LakeSnapshot,
+    dir: tempfile::TempDir,
+}
+
+impl LocalLake {
+    /// Generates `spec` into a temporary folder (SQLite catalog, local data files).
+    pub fn new(spec: &LakeSpec) -> anyhow::Result<LocalLake> {
+        let dir = tempfile::Builder::new().prefix("warmlake-bench-").tempdir()?;
+        let started = Instant::now();
+        let lake = generate::generate(&dir.path().join("lake"), spec, &[CatalogKind::Sqlite])?;
+        eprintln!(
+            "generated {} Parquet files, {:.0} MiB, in {:.1} s",
+            lake.files,
+            mib(lake.bytes),
+            started.elapsed().as_secs_f64()
+        );
+        let catalog = CatalogLocation::Sqlite(lake.catalogs[0].clone());
+        let snapshot = CatalogReader::open(&catalog, None)?.read_snapshot(lake.latest_snapshot)?;
+        for d in ["state", "cache", "sock"] {
+            std::fs::create_dir(dir.path().join(d))?;
+        }
+        std::fs::write(dir.path().join("policy.toml"), "")?;
+        Ok(LocalLake { lake, snapshot, dir })
+    }
+
+    /// The daemon's config: no mount and no `[lake] data` (so the SQL socket reads the local
+    /// files), the socket in the temporary folder, `memory_limit` for DuckDB when given, an
+    /// empty policy file (a user's own policy must not change what is measured), and no
+    /// periodic refresh (a benchmark refreshes when it wants to).
+    fn config(&self, memory_limit: Option<&str>) -> anyhow::Result<Config> {
+        let dir = self.dir.path();
+        let memory = memory_limit.map(|m| format!("memory_limit = \"{m}\"\n")).unwrap_or_default();
+        let text = format!(
+            "[lake]\nname = \"bench\"\ncatalog = \"sqlite:{catalog}\"\n\
+             [state]\ndir = \"{state}\"\n[cache]\ndir = \"{cache}\"\n\
+             [sql]\nsocket_dir = \"{sock}\"\nport = 5433\n{memory}[policy]\nfile = \"{policy}\"\n\
+             [refresh]\ninterval_seconds = 3600\n",
+            catalog = self.lake.catalogs[0].display(),
+            state = dir.join("state").display(),
+            cache = dir.join("cache").display(),
+            sock = dir.join("sock").display(),
+            policy = dir.join("policy.toml").display(),
+        );
+        Ok(Config::parse(&text, &dir.join("config.toml"))?)
+    }
+
+    /// Starts a daemon over the lake with its SQL socket (fetches and the socket run on
+    /// `runtime`).
+    pub fn start_daemon(&self, runtime: tokio::runtime::Handle, memory_limit: Option<&str>) -> anyhow::Result<Daemon> {
+        Ok(Daemon::start(self.config(memory_limit)?, runtime)?)
+    }
+
+    /// The lake's views over the local files, as the socket builds them (the in-process
+    /// baseline).
+    pub fn local_script(&self) -> String {
+        let root = format!("{}/", self.lake.data_dir.display());
+        warmlake_daemon::view_sql::lake_script(&self.snapshot, &|k| format!("{root}{k}"))
+    }
+
+    /// Commits an empty snapshot to the catalog (a copy of the newest one's counters, as
+    /// DuckLake writes a commit that changed nothing) and returns its id: the next refresh
+    /// then publishes a new snapshot, and the socket replaces its views under load, without
+    /// the data changing under the queries.
+    pub fn commit_empty_snapshot(&self) -> anyhow::Result<i64> {
+        let db = rusqlite::Connection::open(&self.lake.catalogs[0])?;
+        let tx = db.unchecked_transaction()?;
+        let id: i64 = tx.query_row("SELECT max(snapshot_id) + 1 FROM ducklake_snapshot", [], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO ducklake_snapshot SELECT ?1, strftime('%Y-%m-%d %H:%M:%f+00', 'now'), schema_version, \
+             next_catalog_id, next_file_id FROM ducklake_snapshot WHERE snapshot_id = ?1 - 1",
+            [id],
+        )
+        .context("adding a snapshot to the catalog")?;
+        tx.execute("INSERT INTO ducklake_snapshot_changes (snapshot_id, changes_made) VALUES (?1, '')", [id])?;
+        tx.commit()?;
+        Ok(id)
+    }
+}
