@@ -73,6 +73,9 @@ pub struct SqlSettings {
     pub memory_limit: Option<String>,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Also listen on 127.0.0.1 (`[sql] tcp = true`), with SCRAM-SHA-256 and a password:
+    /// for tools that cannot use a Unix socket (JDBC). Off by default.
+    pub tcp: Option<crate::sql::TcpConfig>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +137,9 @@ struct SqlSection {
     statement_timeout: Option<Spanned<String>>,
     memory_limit: Option<String>,
     max_connections: Option<usize>,
+    tcp: Option<Spanned<bool>>,
+    tcp_port: Option<u16>,
+    password: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -230,6 +236,25 @@ impl Config {
             .dir
             .map(|d| expand(&d))
             .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state").join("warmlake"));
+        // The password may come from the environment, so it need not sit in the file.
+        let tcp = match &file.sql.tcp {
+            Some(on) if *on.get_ref() => {
+                let password = std::env::var("WARMLAKE_SQL_PASSWORD").ok().or(file.sql.password.clone());
+                match password.filter(|p| !p.is_empty()) {
+                    Some(password) => Some(crate::sql::TcpConfig {
+                        port: file.sql.tcp_port.or(file.sql.port).unwrap_or(5433),
+                        password,
+                    }),
+                    None => {
+                        return Err(at(
+                            on.span(),
+                            "sql.tcp needs a password: set [sql] password or WARMLAKE_SQL_PASSWORD".into(),
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
         let sql = match file.sql.enabled {
             Some(false) => None,
             _ => Some(SqlSettings {
@@ -248,6 +273,7 @@ impl Config {
                 },
                 memory_limit: file.sql.memory_limit,
                 max_connections: file.sql.max_connections.unwrap_or(64).max(1),
+                tcp,
             }),
         };
         Ok(Config {

@@ -86,6 +86,8 @@ pub struct Status {
     pub mount: Option<PathBuf>,
     /// The SQL socket (`psql -h <dir> -p <port>`), when it is served.
     pub sql_socket: Option<PathBuf>,
+    /// The SQL TCP listener (`127.0.0.1:<port>`), when `[sql] tcp = true`.
+    pub sql_tcp: Option<String>,
     /// Why there is no SQL socket although the config asks for one.
     pub sql_unavailable: Option<String>,
     /// The chunk cache's size and counters, for a lake whose data is remote.
@@ -183,6 +185,7 @@ impl Daemon {
             data: String::new(),
             mount: config.mount.clone(),
             sql_socket: None,
+            sql_tcp: None,
             sql_unavailable: None,
             cache: None,
             policy: summary(&policy),
@@ -418,12 +421,14 @@ impl Daemon {
         sql_config.memory_limit = settings.memory_limit.clone();
         sql_config.max_connections = settings.max_connections;
         sql_config.spill_dir = Some(self.config.state_dir.join("spill"));
+        sql_config.tcp = settings.tcp.clone();
         let (current, kept) = self.governed_served();
         let lake = Arc::new(self.sql_lake(&files, &current.snapshot, &kept));
         let (tx, rx) = watch::channel(lake);
         let server = self.runtime.block_on(SqlServer::bind(sql_config, rx))?;
         let socket = server.socket_path();
         tracing::info!(socket = %socket.display(), "SQL socket listening");
+        lock(&self.status).sql_tcp = server.tcp_addr().map(|a| a.to_string());
         let stop = CancellationToken::new();
         let task = self.runtime.spawn(server.run(stop.clone().cancelled_owned()));
         lock(&self.status).sql_socket = Some(socket);

@@ -88,7 +88,7 @@ pub struct SqlConfig {
 }
 
 /// The optional TCP listener: loopback only, SCRAM-SHA-256 with one password.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TcpConfig {
     /// Port on 127.0.0.1; 0 picks a free one ([`SqlServer::tcp_addr`] tells which).
     pub port: u16,

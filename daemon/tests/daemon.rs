@@ -183,3 +183,49 @@ fn a_commit_to_a_local_catalog_is_served_without_waiting_for_the_interval() {
     rt.block_on(running).expect("join").expect("stops cleanly");
     assert_eq!(seen, Some(next), "the commit was not served within 10 s (refresh interval is an hour)");
 }
+
+#[test]
+fn sql_over_tcp_needs_the_password_and_listens_on_loopback_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = LakeSpec { events_rows: 1_000, events_files: 1, ..LakeSpec::default() };
+    let lake = generate::generate(&tmp.path().join("lake"), &spec, &[CatalogKind::Sqlite]).expect("generate");
+    std::fs::write(tmp.path().join("policy.toml"), "").expect("policy");
+    let text = format!(
+        "[lake]\nname = \"tcp\"\ncatalog = \"sqlite:{}\"\n[state]\ndir = \"{}\"\n[cache]\ndir = \"{}\"\n\
+         [policy]\nfile = \"{}\"\n[sql]\ntcp = true\ntcp_port = 0\npassword = \"correct horse\"\n",
+        lake.catalogs[0].display(),
+        tmp.path().join("state").display(),
+        tmp.path().join("cache").display(),
+        tmp.path().join("policy.toml").display()
+    );
+    if std::env::var_os("WARMLAKE_SQL_PASSWORD").is_some() {
+        eprintln!("SKIPPED: WARMLAKE_SQL_PASSWORD is set and would replace the test's password");
+        return;
+    }
+    let cfg = Config::parse(&text, &tmp.path().join("config.toml")).expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let daemon = Daemon::start(cfg, rt.handle().clone()).expect("starts");
+    let addr: std::net::SocketAddr = daemon.status().sql_tcp.expect("TCP listener").parse().expect("address");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let connect = |password: &str| {
+        let mut pg = tokio_postgres::Config::new();
+        pg.host("127.0.0.1").port(addr.port()).dbname("lake").user("analyst").password(password);
+        rt.block_on(async {
+            let (client, conn) = pg.connect(tokio_postgres::NoTls).await?;
+            let driver = tokio::spawn(conn);
+            let rows = client.simple_query("SELECT count(*) FROM sales.orders").await;
+            drop(client);
+            let _ = driver.await;
+            rows
+        })
+    };
+    let rows = connect("correct horse").expect("the right password connects");
+    let n = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(n.as_deref(), Some("7400"));
+    let err = connect("battery staple").expect_err("a wrong password is refused");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("28P01"), "{err}");
+    daemon.stop().expect("stop");
+}
