@@ -206,6 +206,7 @@ impl RemoteLake {
             statement_timeout: None,
             memory_limit: None,
             max_connections: 64,
+            tcp: None,
         });
         Ok(Daemon::start(config, self.runtime.handle().clone())?)
     }

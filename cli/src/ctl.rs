@@ -130,6 +130,15 @@ fn render_status(s: &Value) -> String {
     if let Some(e) = s["policy_error"].as_str() {
         out += &format!("          error (the last good policy stays in force): {e}\n");
     }
+    if let Some(next) = s["next_prewarm"].as_array() {
+        let jobs: Vec<&str> =
+            next.get(1).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        out += &format!(
+            "prewarm   next: {} at {}\n",
+            jobs.join(", "),
+            next.first().and_then(Value::as_str).unwrap_or("?")
+        );
+    }
     out += &format!("mount     {}\n", s["mount"].as_str().unwrap_or("none"));
     match (s["sql_socket"].as_str(), s["sql_unavailable"].as_str()) {
         (Some(socket), _) => match crate::sql_client::psql_target(std::path::Path::new(socket)) {

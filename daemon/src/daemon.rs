@@ -86,6 +86,8 @@ pub struct Status {
     pub mount: Option<PathBuf>,
     /// The SQL socket (`psql -h <dir> -p <port>`), when it is served.
     pub sql_socket: Option<PathBuf>,
+    /// The next scheduled prewarm: when (RFC 3339) and which jobs, while `run` is running.
+    pub next_prewarm: Option<(String, Vec<String>)>,
     /// The SQL TCP listener (`127.0.0.1:<port>`), when `[sql] tcp = true`.
     pub sql_tcp: Option<String>,
     /// Why there is no SQL socket although the config asks for one.
@@ -185,6 +187,7 @@ impl Daemon {
             data: String::new(),
             mount: config.mount.clone(),
             sql_socket: None,
+            next_prewarm: None,
             sql_tcp: None,
             sql_unavailable: None,
             cache: None,
@@ -647,6 +650,7 @@ impl Daemon {
         let mut planner = scheduler::Planner::default();
         loop {
             let (due_jobs, wait) = planner.step(&daemon.policy());
+            lock(&daemon.status).next_prewarm = planner.next();
             for job in due_jobs {
                 spawn_job(job.name.clone(), scheduler::request(&job));
             }

@@ -149,6 +149,11 @@ impl Planner {
         (start, wait.min(MAX_WAIT))
     }
 
+    /// The next planned firing (RFC 3339, local time) and the jobs it starts, for status.
+    pub fn next(&self) -> Option<(String, Vec<String>)> {
+        self.planned.as_ref().map(|(at, jobs)| (at.to_rfc3339(), jobs.iter().map(|j| j.name.clone()).collect()))
+    }
+
     /// Reads the policy's calendar files that changed since the last call. A missing or
     /// malformed file is logged once (until it changes) and its jobs wait; the daemon goes on.
     fn load_calendars(&mut self, policy: &Policy) {

@@ -233,6 +233,11 @@ fn policy_edits_apply_while_running_and_bad_edits_keep_the_last_good() {
     std::fs::write(&policy_file, "").expect("allow again");
     eventually("showing sales.customers again", &|| mnt.join("sales/customers").is_dir());
     eventually("clearing the error", &|| status()["policy_error"].is_null());
+
+    // A scheduled prewarm shows in status as the next one planned.
+    std::fs::write(&policy_file, "[[prewarm]]\nname = \"nightly\"\ncron = \"0 0 3 * * *\"\ntables = [\"sales.*\"]\n")
+        .expect("schedule");
+    eventually("planning the nightly prewarm", &|| status()["next_prewarm"][1][0] == "nightly");
     let last_status = status();
 
     let _ = stop.send(());
