@@ -242,8 +242,30 @@ pub struct PrewarmArgs {
     /// Only the columns people have read (the daemon's heat statistics).
     #[arg(long)]
     hot: bool,
+    /// Pin what is fetched: the cache's budget evicts it last (`warmlake unpin` undoes it).
+    #[arg(long)]
+    pin: bool,
     #[command(flatten)]
     common: Common,
+}
+
+#[derive(Args)]
+pub struct UnpinArgs {
+    /// Tables whose cached bytes the budget may evict like any others again (schema.table).
+    #[arg(required = true)]
+    tables: Vec<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn unpin(args: UnpinArgs) -> anyhow::Result<()> {
+    let result = args.common.request(&Request::Unpin { tables: args.tables }, |_| {})?;
+    if args.common.json {
+        println!("{result}");
+    } else {
+        println!("unpinned {}", bytes(result["unpinned_bytes"].as_u64().unwrap_or(0)));
+    }
+    Ok(())
 }
 
 /// Prewarms with a progress bar on a terminal, one line per file otherwise (logs, CI), and
@@ -267,7 +289,7 @@ pub fn prewarm(args: PrewarmArgs) -> anyhow::Result<()> {
         );
         bar
     });
-    let request = Request::Prewarm { tables: args.tables, columns };
+    let request = Request::Prewarm { tables: args.tables, columns, pin: args.pin };
     let result = args.common.request(&request, |event| {
         let n = |k: &str| event[k].as_u64().unwrap_or(0);
         if json {

@@ -43,6 +43,8 @@ enum Command {
     Evict(ctl::EvictArgs),
     /// Fetch tables (some or all of their columns) into the running daemon's cache now.
     Prewarm(ctl::PrewarmArgs),
+    /// Let the cache's budget evict tables that `prewarm --pin` pinned.
+    Unpin(ctl::UnpinArgs),
     /// The running daemon's counters in the Prometheus text format.
     Metrics(ctl::MetricsArgs),
     /// Run SQL through the running daemon's SQL socket.
@@ -75,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Refresh(args) => ctl::refresh(args),
         Command::Evict(args) => ctl::evict(args),
         Command::Prewarm(args) => ctl::prewarm(args),
+        Command::Unpin(args) => ctl::unpin(args),
         Command::Metrics(args) => ctl::metrics(args),
         Command::Query(args) => ctl::query(args),
         Command::Ls(args) => ctl::ls(args),

@@ -524,6 +524,12 @@ fn evict_and_metrics_with_a_remote_lake_in_the_cache() {
     let (report, events) = values.split_last().expect("a report");
     assert!(!events.is_empty() && events.iter().all(|e| e["files_total"].as_u64().is_some()), "{}", again.out);
     assert_eq!(report["progress"]["bytes_fetched"].as_u64(), Some(0), "already cached: {report}");
+    let pinned = warmlake(&["prewarm", "--config", cfg, "--pin", "sales.orders"]);
+    assert_eq!(pinned.code, 0, "{}", pinned.err);
+    let unpin = warmlake(&["unpin", "--config", cfg, "--json", "sales.orders"]);
+    assert_eq!(unpin.code, 0, "{}", unpin.err);
+    let u: serde_json::Value = serde_json::from_str(&unpin.out).expect("unpin JSON");
+    assert!(u["unpinned_bytes"].as_u64().unwrap_or(0) > 0, "{u}");
     let none = warmlake(&["prewarm", "--config", cfg, "nosuch.table"]);
     assert_eq!(none.code, 1, "{}", none.out);
     assert!(none.err.contains("no table"), "{}", none.err);

@@ -366,7 +366,18 @@ impl Cache {
     /// Fetches and stores `ranges` of `object` in the background priority (widened like any
     /// miss), without returning them. Returns bytes fetched from the store.
     pub async fn prefetch(&self, object: &ObjectRef, ranges: &[Range<u64>]) -> Result<u64, CacheError> {
-        let opts = ReadOptions { priority: Priority::Prefetch, persist: Persist::Cache, pin: false };
+        self.prefetch_pinned(object, ranges, false).await
+    }
+
+    /// [`Cache::prefetch`], marking the ranges pinned (fetched ones and those already cached)
+    /// when `pin` is set.
+    pub async fn prefetch_pinned(
+        &self,
+        object: &ObjectRef,
+        ranges: &[Range<u64>],
+        pin: bool,
+    ) -> Result<u64, CacheError> {
+        let opts = ReadOptions { priority: Priority::Prefetch, persist: Persist::Cache, pin };
         let units = self.units(object, opts).await?;
         let before = self.inner.disk.metrics.snapshot().0.bytes_fetched;
         // All ranges at once: their flights queue on the store's prefetch permits, so the
@@ -482,6 +493,12 @@ impl Cache {
             total += self.inner.disk.evict_object(&k)?;
         }
         Ok(total)
+    }
+
+    /// Unpins every cached byte of `table` (pinned bytes are evicted last): the budget may
+    /// drop them like any other again. Returns the bytes unpinned. Blocking.
+    pub fn unpin_table(&self, table: &str) -> u64 {
+        self.inner.disk.set_pinned(table, false)
     }
 
     /// Drops every cached byte. Blocking.

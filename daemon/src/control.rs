@@ -85,7 +85,13 @@ pub enum Request {
         tables: Vec<String>,
         #[serde(default)]
         columns: PrewarmColumns,
+        /// Pin what is prewarmed: the budget evicts it last (`warmlake pin`).
+        #[serde(default)]
+        pin: bool,
     },
+    /// Unpin every cached byte of `tables` (`schema.table`); the result is
+    /// `{"unpinned_bytes"}`.
+    Unpin { tables: Vec<String> },
     /// Asks the request running on this connection to stop early. Answered by nothing itself:
     /// the running request ends with its own `result` or `error`.
     Cancel,

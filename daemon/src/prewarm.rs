@@ -39,6 +39,8 @@ pub struct PrewarmRequest {
     pub tables: Vec<QualifiedGlob>,
     /// Columns of those tables.
     pub columns: ColumnSelection,
+    /// Pin what is fetched (and what was cached already): the budget evicts it last.
+    pub pin: bool,
 }
 
 /// How far a job has got, reported after each file.
@@ -173,11 +175,13 @@ async fn ranges(cache: &Cache, file: &FilePlan) -> Result<Vec<Range<u64>>, Cache
     let Some(fields) = &file.fields else { return Ok(whole) };
     let opts = ReadOptions { priority: Priority::Prefetch, ..ReadOptions::default() };
     let Some(layout) = cache.layout(&file.object, opts).await? else { return Ok(whole) };
+    // The footer too: every reader needs it, and a pinning job must mark it as well.
     Ok(layout
         .chunks
         .iter()
         .filter(|c| c.field_id.is_some_and(|id| fields.contains(&id)))
         .map(|c| c.range.clone())
+        .chain(std::iter::once(layout.footer.clone()))
         .collect())
 }
 
@@ -193,6 +197,7 @@ pub async fn prewarm(
 ) -> Result<PrewarmReport, PrewarmError> {
     let started = Instant::now();
     let mut report = PrewarmReport::default();
+    let pin = request.pin;
     let files = plan(cache, store, governed, request, &mut report);
     let total = files.len() as u64;
     let files_done = AtomicU64::new(0);
@@ -234,7 +239,7 @@ pub async fn prewarm(
                 if cancel.is_cancelled() {
                     return Ok(None);
                 }
-                cache.prefetch(&file.object, &r).await?;
+                cache.prefetch_pinned(&file.object, &r, pin).await?;
                 Ok::<_, CacheError>(Some(r.iter().map(|x| x.end - x.start).sum::<u64>()))
             }
         }))
@@ -266,5 +271,5 @@ pub fn eta(p: &PrewarmProgress) -> Option<Duration> {
 /// A request for the whole of every table `tables` names (`all` columns).
 pub fn all_columns(tables: &[&str]) -> Result<PrewarmRequest, String> {
     let tables = tables.iter().map(|t| QualifiedGlob::new(t)).collect::<Result<Vec<_>, _>>()?;
-    Ok(PrewarmRequest { tables, columns: ColumnSelection::All })
+    Ok(PrewarmRequest { tables, columns: ColumnSelection::All, pin: false })
 }

@@ -76,8 +76,11 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
     let hot: BTreeSet<i32> = cache.column_heat("web.events").keys().copied().collect();
     assert!(!hot.is_empty() && hot.len() < events_table.columns.len() / 2, "read columns only: {hot:?}");
     cache.evict_object(&object).expect("evict");
-    let hot_request =
-        PrewarmRequest { tables: vec![QualifiedGlob::new("web.*").expect("glob")], columns: ColumnSelection::Hot };
+    let hot_request = PrewarmRequest {
+        tables: vec![QualifiedGlob::new("web.*").expect("glob")],
+        columns: ColumnSelection::Hot,
+        pin: false,
+    };
     let warmed = rt.block_on(daemon.prewarm(&hot_request, &|_| {}, &CancellationToken::new())).expect("hot");
     assert!(warmed.progress.bytes_fetched > 0, "{warmed:?}");
     // Kernel readahead warms a read column's neighbours too; columns far from the ones the
@@ -85,6 +88,39 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
     assert!(warmed.progress.bytes_fetched < f.size as u64, "only hot columns of the evicted file: {warmed:?}");
     let columns: BTreeSet<i32> = cache.pieces(&object).iter().filter_map(|p| p.column_id).collect();
     assert!(!columns.is_empty() && columns.is_subset(&hot), "{columns:?} not within {hot:?}");
+
+    // Pinned: sales.orders (already cached) is marked pinned, and a budget squeeze evicts
+    // every unpinned byte before any of it; unpinned, it goes like the rest.
+    let pin = PrewarmRequest { pin: true, ..prewarm::all_columns(&["sales.orders"]).expect("request") };
+    let report = rt.block_on(daemon.prewarm(&pin, &|_| {}, &CancellationToken::new())).expect("pin");
+    assert_eq!(report.progress.bytes_fetched, 0, "already cached: only marked");
+    // Every object of sales.orders: data files and their delete files.
+    let orders = snapshot.table("sales", "orders").expect("orders");
+    let orders_objects: Vec<ObjectRef> = orders
+        .files
+        .iter()
+        .flat_map(|f| {
+            std::iter::once((f.key.as_str(), f.size)).chain(f.deletes.iter().map(|d| (d.key.as_str(), d.size)))
+        })
+        .map(|(key, size)| ObjectRef::new(remote.store.clone(), key, size as u64))
+        .collect();
+    let bytes_of = |pinned_only: bool| -> u64 {
+        orders_objects
+            .iter()
+            .flat_map(|o| cache.pieces(o))
+            .filter(|p| p.pinned || !pinned_only)
+            .map(|p| p.range.end - p.range.start)
+            .sum()
+    };
+    let pinned_bytes = bytes_of(true);
+    assert!(pinned_bytes > 0 && pinned_bytes == bytes_of(false), "every cached byte of the table is pinned");
+    cache.shrink_to(pinned_bytes).expect("squeeze");
+    let left = bytes_of(false);
+    assert_eq!(left, pinned_bytes, "pinned bytes survive the squeeze");
+    assert_eq!(cache.stats().bytes_stored, pinned_bytes, "everything unpinned went first");
+    assert_eq!(cache.unpin_table("sales.orders"), pinned_bytes);
+    cache.shrink_to(0).expect("evict all");
+    assert_eq!(cache.stats().bytes_stored, 0, "unpinned, they go too");
 
     // A table the policy does not let be stored is skipped, not fetched.
     std::fs::write(&policy_file, "[[rule]]\nmatch = \"sales.customers\"\naction = \"read-through\"\n").expect("edit");

@@ -625,6 +625,22 @@ impl Disk {
         flush_locked(&mut self.core());
     }
 
+    /// Sets the pinned flag of every piece of `table` and saves it at once. Returns the bytes
+    /// of those pieces.
+    pub fn set_pinned(&self, table: &str, pinned: bool) -> u64 {
+        let mut core = self.core();
+        let mut bytes = 0;
+        for obj in core.state.objects.values_mut() {
+            for p in obj.pieces.values_mut().filter(|p| p.table_name.as_deref() == Some(table)) {
+                p.pinned = pinned;
+                p.dirty = true;
+                bytes += p.len;
+            }
+        }
+        flush_locked(&mut core);
+        bytes
+    }
+
     fn hit_weight_secs(&self) -> i64 {
         i64::try_from(self.config.hit_weight.as_secs()).unwrap_or(i64::MAX)
     }

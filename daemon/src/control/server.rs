@@ -321,7 +321,14 @@ fn handle(daemon: &Daemon, request: Request, exchange: &Exchange) -> Result<Valu
         }
         Request::Metrics => Ok(json!({ "text": super::prometheus_text(&daemon.status()) })),
         Request::Ls { path } => ls(daemon, &path),
-        Request::Prewarm { tables, columns } => prewarm(daemon, &tables, &columns, exchange),
+        Request::Prewarm { tables, columns, pin } => prewarm(daemon, &tables, &columns, pin, exchange),
+        Request::Unpin { tables } => {
+            for table in &tables {
+                table_path(daemon, table)?;
+            }
+            let bytes: u64 = daemon.cache().map(|c| tables.iter().map(|t| c.unpin_table(t)).sum()).unwrap_or(0);
+            Ok(json!({ "unpinned_bytes": bytes }))
+        }
         // The connection consumes cancels itself; one never reaches a handler.
         Request::Cancel => Ok(Value::Null),
     }
@@ -331,6 +338,7 @@ fn prewarm(
     daemon: &Daemon,
     tables: &[String],
     columns: &super::PrewarmColumns,
+    pin: bool,
     exchange: &Exchange,
 ) -> Result<Value, ErrorReply> {
     let bad = |m: String| failure("bad_request", m);
@@ -338,8 +346,11 @@ fn prewarm(
         return Err(bad("prewarm needs at least one table (schema.table; globs such as sales.* work)".into()));
     }
     let tables = tables.iter().map(|t| warmlake_policy::QualifiedGlob::new(t)).collect::<Result<Vec<_>, _>>();
-    let request =
-        crate::prewarm::PrewarmRequest { tables: tables.map_err(bad)?, columns: columns.selection().map_err(bad)? };
+    let request = crate::prewarm::PrewarmRequest {
+        tables: tables.map_err(bad)?,
+        columns: columns.selection().map_err(bad)?,
+        pin,
+    };
     let progress = |p: &crate::prewarm::PrewarmProgress| exchange.progress(json!(p));
     let report = tokio::runtime::Handle::current()
         .block_on(daemon.prewarm(&request, &progress, &exchange.cancel))
