@@ -2,15 +2,11 @@
 //! a mount: its SQL socket then reads the files in place, so a socket benchmark measures the
 //! socket (protocol, sessions, encoding) and not the cache or FUSE.
 
-use std::time::Instant;
-
 use anyhow::Context as _;
-use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
+use warmlake_daemon::catalog::LakeSnapshot;
 use warmlake_daemon::config::Config;
 use warmlake_daemon::daemon::Daemon;
-use warmlake_daemon::generate::{self, CatalogKind, GeneratedLake, LakeSpec};
-
-use crate::remote::mib;
+use warmlake_daemon::generate::{GeneratedLake, LakeSpec};
 
 /// The lake and the daemon's folders, all in one temporary folder (removed on drop).
 pub struct LocalLake {
@@ -24,21 +20,7 @@ pub struct LocalLake {
 impl LocalLake {
     /// Generates `spec` into a temporary folder (SQLite catalog, local data files).
     pub fn new(spec: &LakeSpec) -> anyhow::Result<LocalLake> {
-        let dir = tempfile::Builder::new().prefix("warmlake-bench-").tempdir()?;
-        let started = Instant::now();
-        let lake = generate::generate(&dir.path().join("lake"), spec, &[CatalogKind::Sqlite])?;
-        eprintln!(
-            "generated {} Parquet files, {:.0} MiB, in {:.1} s",
-            lake.files,
-            mib(lake.bytes),
-            started.elapsed().as_secs_f64()
-        );
-        let catalog = CatalogLocation::Sqlite(lake.catalogs[0].clone());
-        let snapshot = CatalogReader::open(&catalog, None)?.read_snapshot(lake.latest_snapshot)?;
-        for d in ["state", "cache", "sock"] {
-            std::fs::create_dir(dir.path().join(d))?;
-        }
-        std::fs::write(dir.path().join("policy.toml"), "")?;
+        let crate::BenchLake { dir, lake, snapshot } = crate::generate_lake(spec, &["state", "cache", "sock"])?;
         Ok(LocalLake { lake, snapshot, dir })
     }
 

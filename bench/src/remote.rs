@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use object_store::{ObjectStore, ObjectStoreExt as _};
-use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
+use warmlake_daemon::catalog::LakeSnapshot;
 use warmlake_daemon::config::{Config, SqlSettings};
 use warmlake_daemon::daemon::Daemon;
-use warmlake_daemon::generate::{self, CatalogKind, GeneratedLake, LakeSpec};
+use warmlake_daemon::generate::{GeneratedLake, LakeSpec};
 use warmlake_daemon::store::{CountingStore, Store, StoreConfig, StoreDecorator};
 
 use crate::latency::LatencyStore;
@@ -113,15 +113,7 @@ impl RemoteLake {
     /// Generates `spec` locally, starts `s3s-fs` and uploads the data files to it. Every
     /// request the daemon makes later waits `latency` first.
     pub fn new(spec: &LakeSpec, latency: Duration) -> anyhow::Result<RemoteLake> {
-        let dir = tempfile::Builder::new().prefix("warmlake-bench-").tempdir()?;
-        let started = Instant::now();
-        let lake = generate::generate(&dir.path().join("lake"), spec, &[CatalogKind::Sqlite])?;
-        eprintln!(
-            "generated {} Parquet files, {:.0} MiB, in {:.1} s",
-            lake.files,
-            mib(lake.bytes),
-            started.elapsed().as_secs_f64()
-        );
+        let crate::BenchLake { dir, lake, snapshot } = crate::generate_lake(spec, &["mnt", "state", "cache"])?;
         let started = Instant::now();
         let server = S3Server::start(&dir.path().join("s3"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -134,12 +126,6 @@ impl RemoteLake {
             runtime.block_on(store.object_store().put(&store.path(&key)?, bytes::Bytes::from(bytes).into()))?;
         }
         eprintln!("uploaded {} files to s3s-fs in {:.1} s", files.len(), started.elapsed().as_secs_f64());
-        let catalog = CatalogLocation::Sqlite(lake.catalogs[0].clone());
-        let snapshot = CatalogReader::open(&catalog, None)?.read_snapshot(lake.latest_snapshot)?;
-        for d in ["mnt", "state", "cache"] {
-            std::fs::create_dir(dir.path().join(d))?;
-        }
-        std::fs::write(dir.path().join("policy.toml"), "")?;
         Ok(RemoteLake { runtime, lake, snapshot, server, latency, wire: Arc::default(), dir })
     }
 

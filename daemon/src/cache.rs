@@ -565,7 +565,7 @@ impl Cache {
     fn record_heat(&self, table: &str, layout: &Layout, range: Range<u64>) {
         let mut heat = self.inner.heat.lock().unwrap_or_else(|e| e.into_inner());
         let columns = heat.entry(table.to_string()).or_default();
-        for c in layout.chunks.iter().filter(|c| c.range.start < range.end && range.start < c.range.end) {
+        for c in layout.chunks_overlapping(range) {
             if let Some(id) = c.field_id {
                 *columns.entry(id).or_default() += 1;
             }

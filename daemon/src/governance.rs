@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use warmlake_policy::{Action, ColumnRef, Mode, Policy, TableRef};
 
-use crate::catalog::{ColumnDef, LakeSnapshot, TableDef};
+use crate::catalog::{LakeSnapshot, TableDef};
 
 /// How the files of one table may be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,16 +77,6 @@ fn tags(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// Every field id of `c` and its nested children (Parquet leaves carry the children's ids).
-fn field_ids(c: &ColumnDef, out: &mut Vec<i32>) {
-    if let Ok(id) = i32::try_from(c.id) {
-        out.push(id);
-    }
-    for child in &c.children {
-        field_ids(child, out);
-    }
-}
-
 /// The decisions for one table: its action and each top-level column's.
 struct TableDecisions {
     table: Action,
@@ -132,7 +122,7 @@ pub fn govern(policy: &Policy, snapshot: &LakeSnapshot) -> Governed {
         let mut denied_ids = BTreeSet::new();
         for (c, action) in t.columns.iter().zip(&d.columns) {
             if *action == Action::Deny {
-                field_ids(c, &mut denied_fields);
+                denied_fields.extend(c.field_ids());
                 denied_ids.insert(c.id);
             }
         }
@@ -199,9 +189,7 @@ pub fn mirror_scrub(policy: &Policy, snapshots: &[LakeSnapshot]) -> MirrorScrub 
             for (c, action) in t.columns.iter().zip(&d.columns) {
                 if !action.may_store() {
                     let ids = scrub.columns.entry(t.id).or_default();
-                    let mut all = Vec::new();
-                    field_ids(c, &mut all);
-                    ids.extend(all.into_iter().map(i64::from));
+                    ids.extend(c.field_ids().into_iter().map(i64::from));
                 }
             }
         }
@@ -212,6 +200,7 @@ pub fn mirror_scrub(policy: &Policy, snapshots: &[LakeSnapshot]) -> MirrorScrub 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::ColumnDef;
     use crate::catalog::{InlinedRows, SnapshotInfo};
 
     fn column(id: i64, name: &str, tags: &[(&str, &str)]) -> ColumnDef {

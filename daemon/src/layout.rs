@@ -152,6 +152,13 @@ impl Layout {
         self.chunks.get(i).filter(|c| c.range.start <= offset)
     }
 
+    /// The column chunks that share a byte with `range`, in file order (a binary search: this
+    /// runs on every read).
+    pub fn chunks_overlapping(&self, range: Range<u64>) -> impl Iterator<Item = &ColumnChunk> {
+        let first = self.chunks.partition_point(|c| c.range.end <= range.start);
+        self.chunks[first..].iter().take_while(move |c| c.range.start < range.end)
+    }
+
     /// The unit a miss at `offset` widens to: its column chunk, or the footer.
     pub fn unit_at(&self, offset: u64) -> Option<Range<u64>> {
         if self.footer.contains(&offset) {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use warmlake_policy::{ColumnSelection, QualifiedGlob};
 
 use crate::cache::{self, Cache, CacheError, ReadOptions};
-use crate::catalog::{ColumnDef, LakeSnapshot, TableDef};
+use crate::catalog::{LakeSnapshot, TableDef};
 use crate::governance::Governed;
 use crate::store::{Priority, Store};
 
@@ -85,29 +85,19 @@ struct FilePlan {
     fields: Option<BTreeSet<i32>>,
 }
 
-/// Every field id of `c` and its nested children.
-fn field_ids(c: &ColumnDef, out: &mut BTreeSet<i32>) {
-    if let Ok(id) = i32::try_from(c.id) {
-        out.insert(id);
-    }
-    for child in &c.children {
-        field_ids(child, out);
-    }
-}
-
 /// The field ids of `table` that `columns` selects (denied columns are not in a governed
 /// snapshot's tables, so they cannot be selected).
 fn selected_fields(cache: &Cache, table: &TableDef, qualified: &str, columns: &ColumnSelection) -> BTreeSet<i32> {
     let mut out = BTreeSet::new();
     match columns {
-        ColumnSelection::All => table.columns.iter().for_each(|c| field_ids(c, &mut out)),
+        ColumnSelection::All => table.columns.iter().for_each(|c| out.extend(c.field_ids())),
         ColumnSelection::Listed(_) => {
-            table.columns.iter().filter(|c| columns.lists(&c.name)).for_each(|c| field_ids(c, &mut out))
+            table.columns.iter().filter(|c| columns.lists(&c.name)).for_each(|c| out.extend(c.field_ids()))
         }
         ColumnSelection::Hot => {
             let heat = cache.column_heat(qualified);
             let mut visible = BTreeSet::new();
-            table.columns.iter().for_each(|c| field_ids(c, &mut visible));
+            table.columns.iter().for_each(|c| visible.extend(c.field_ids()));
             out.extend(heat.keys().filter(|id| visible.contains(id)));
         }
     }

@@ -450,6 +450,8 @@ impl OpenObject {
             return Err(denied("the file has a column the policy denies, and its layout cannot be read".into()));
         };
         let end = offset.saturating_add(len).min(object.size);
+        // Every chunk is checked, not a binary search: a file whose chunks overlap (malformed,
+        // or hostile) must not slip a denied chunk past the check.
         let hit = layout.chunks.iter().find(|c| {
             c.field_id.is_some_and(|id| object.denied_fields.contains(&id))
                 && c.range.start < end

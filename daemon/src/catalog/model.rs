@@ -87,6 +87,20 @@ pub struct ColumnDef {
 }
 
 impl ColumnDef {
+    /// The Parquet field ids of this column and its nested children (leaf chunks carry the
+    /// children's ids), depth first.
+    pub fn field_ids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(c) = stack.pop() {
+            if let Ok(id) = i32::try_from(c.id) {
+                out.push(id);
+            }
+            stack.extend(c.children.iter().rev());
+        }
+        out
+    }
+
     /// The column's type in DuckDB SQL, nested types spelled out from the children.
     pub fn sql_type(&self) -> Result<String, TypeError> {
         if let Some(t) = ducklake_type::primitive(&self.ducklake_type)? {
