@@ -49,7 +49,9 @@ fn make_lake() -> Lake {
     std::fs::write(dir.join("policy.toml"), "").expect("policy");
     let mount = fuse_available().then(|| dir.join("mnt"));
     let mut text = format!(
-        "[lake]\ncatalog = \"sqlite:{}\"\n[state]\ndir = \"{}\"\n[cache]\ndir = \"{}\"\n[policy]\nfile = \"{}\"\n",
+        // min_free_disk 0: `doctor` must find this config healthy on a test machine's small disk.
+        "[lake]\ncatalog = \"sqlite:{}\"\n[state]\ndir = \"{}\"\n[cache]\ndir = \"{}\"\nmin_free_disk = \"0B\"\n\
+         [policy]\nfile = \"{}\"\n",
         lake.join("catalog.sqlite").display(),
         dir.join("state").display(),
         dir.join("cache").display(),
