@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use warmlake_daemon::catalog::LakeSnapshot;
 use warmlake_daemon::config::Config;
 use warmlake_daemon::daemon::Daemon;
-use warmlake_daemon::generate::{GeneratedLake, LakeSpec};
+use warmlake_daemon::generate::{self, GeneratedLake, LakeSpec};
 
 /// The lake and the daemon's folders, all in one temporary folder (removed on drop).
 pub struct LocalLake {
@@ -58,22 +58,9 @@ impl LocalLake {
         warmlake_daemon::view_sql::lake_script(&self.snapshot, &|k| format!("{root}{k}"))
     }
 
-    /// Commits an empty snapshot to the catalog (a copy of the newest one's counters, as
-    /// DuckLake writes a commit that changed nothing) and returns its id: the next refresh
-    /// then publishes a new snapshot, and the socket replaces its views under load, without
-    /// the data changing under the queries.
+    /// Commits an empty snapshot ([`generate::commit_empty_snapshot`]): the socket then
+    /// replaces its views under load without the data changing under the queries.
     pub fn commit_empty_snapshot(&self) -> anyhow::Result<i64> {
-        let db = rusqlite::Connection::open(&self.lake.catalogs[0])?;
-        let tx = db.unchecked_transaction()?;
-        let id: i64 = tx.query_row("SELECT max(snapshot_id) + 1 FROM ducklake_snapshot", [], |r| r.get(0))?;
-        tx.execute(
-            "INSERT INTO ducklake_snapshot SELECT ?1, strftime('%Y-%m-%d %H:%M:%f+00', 'now'), schema_version, \
-             next_catalog_id, next_file_id FROM ducklake_snapshot WHERE snapshot_id = ?1 - 1",
-            [id],
-        )
-        .context("adding a snapshot to the catalog")?;
-        tx.execute("INSERT INTO ducklake_snapshot_changes (snapshot_id, changes_made) VALUES (?1, '')", [id])?;
-        tx.commit()?;
-        Ok(id)
+        Ok(generate::commit_empty_snapshot(&self.lake.catalogs[0])?)
     }
 }

@@ -21,7 +21,8 @@ pub const EXIT_VERSION: u8 = 4;
 /// The options every daemon command takes.
 #[derive(Args)]
 pub struct Common {
-    /// Config file (default: ~/.config/warmlake/config.toml); its state folder holds the
+    /// Config file (default: ~/.config/warmlake/config.toml; macOS: ~/Library/Application
+    /// Support/warmlake/config.toml); its state folder holds the
     /// daemon's control socket.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

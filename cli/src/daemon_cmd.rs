@@ -14,7 +14,8 @@ use warmlake_daemon::daemon::Daemon;
 
 #[derive(Args)]
 pub struct DaemonArgs {
-    /// Config file (default: ~/.config/warmlake/config.toml).
+    /// Config file (default: ~/.config/warmlake/config.toml; macOS: ~/Library/Application
+    /// Support/warmlake/config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }

@@ -31,7 +31,7 @@ pub struct Sources {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// The policy file (default: $XDG_CONFIG_HOME/warmlake/policy.toml, which may be absent).
+    /// The policy file (default: policy.toml beside the default config, which may be absent).
     file: Option<PathBuf>,
     #[command(flatten)]
     sources: Sources,
@@ -41,7 +41,7 @@ pub struct CheckArgs {
 pub struct ExplainArgs {
     /// `schema.table` or `schema.table.column` (quote a part holding a dot: "a.b".t).
     object: String,
-    /// The policy file (default: $XDG_CONFIG_HOME/warmlake/policy.toml, which may be absent).
+    /// The policy file (default: policy.toml beside the default config, which may be absent).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     #[command(flatten)]

@@ -46,7 +46,7 @@ pub struct PlatformArgs {
 
 #[derive(Args)]
 pub struct InstallArgs {
-    /// The config file the service runs with (default: ~/.config/warmlake/config.toml).
+    /// The config file the service runs with (default: the platform's, see `warmlake daemon`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The warmlake binary the service runs (default: this one).

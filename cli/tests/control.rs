@@ -226,6 +226,84 @@ fn query_ls_and_doctor() {
     assert!(fixes.contains(&format!("chmod 700 {}", state.display())), "{d}");
 }
 
+/// `doctor` on a machine without FUSE: run in a private mount namespace whose `/dev` is an
+/// empty tmpfs and with no `fusermount3` on PATH, it fails both FUSE checks and says how to fix
+/// them, while the rest of the config stays healthy.
+#[test]
+fn doctor_reports_a_machine_without_fuse() {
+    let lake = make_lake();
+    let mut config = std::fs::read_to_string(&lake.config).expect("config");
+    if lake.mount.is_none() {
+        config.push_str(&format!("[mount]\npath = \"{}\"\n", lake.dir.join("mnt").display()));
+    }
+    std::fs::write(&lake.config, config).expect("config with a mount");
+    // As root a mount namespace is enough; otherwise a user namespace maps us to root in it.
+    let ns: &[&str] = if rustix::process::geteuid().is_root() { &["--mount"] } else { &["--user", "--map-root-user", "--mount"] };
+    let script = "mount -t tmpfs none /dev && PATH=/nonexistent exec \"$0\" \"$@\"";
+    let out = Command::new("unshare")
+        .args(ns)
+        .args(["--propagation", "private", "sh", "-c", script, BIN, "doctor", "--json", "--config", &lake.config])
+        .output()
+        .expect("unshare runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if stdout.is_empty() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "cannot hide /dev/fuse on CI: {why}");
+        eprintln!("skipped: cannot make a namespace without /dev/fuse here: {why}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let d: serde_json::Value = serde_json::from_str(&stdout).expect("doctor JSON");
+    let checks = d["checks"].as_array().expect("checks");
+    let failed: Vec<&str> =
+        checks.iter().filter(|c| c["ok"] == false).filter_map(|c| c["check"].as_str()).collect();
+    assert_eq!(failed, ["fuse", "fusermount"], "{d}");
+    let text = d["checks"].to_string();
+    assert!(text.contains("/dev/fuse: No such file") && text.contains("modprobe fuse"), "{d}");
+    assert!(text.contains("apt install fuse3"), "{d}");
+}
+
+/// Another local user cannot drive the daemon: the control socket sits in the 0700 state
+/// folder, and when that folder and the socket are opened up anyway, the daemon still refuses
+/// the connection because the peer's uid is not its own.
+#[test]
+fn another_user_cannot_use_the_control_socket() {
+    let runuser = Command::new("runuser").arg("--help").output().is_ok();
+    if !rustix::process::geteuid().is_root() || !runuser {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "root and runuser are required on CI");
+        eprintln!("skipped: needs root and runuser");
+        return;
+    }
+    let lake = make_lake();
+    let daemon = Daemon::start(&lake, None);
+    let chmod = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod")
+    };
+    // `nobody` may reach the config (and tempdir's parent), so only the socket can refuse.
+    chmod(&lake.dir, 0o755);
+    chmod(Path::new(&lake.config), 0o644);
+    let as_nobody = || {
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--", BIN, "status", "--config", &lake.config])
+            .output()
+            .expect("runuser");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = as_nobody();
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+
+    let state = lake.dir.join("state");
+    chmod(&state, 0o711);
+    chmod(&state.join("control.sock"), 0o666);
+    let (code, err) = as_nobody();
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("closed the connection"), "the daemon must refuse another uid: {err}");
+    // The owner still gets in.
+    assert_eq!(warmlake(&["status", "--config", &lake.config]).code, 0);
+    daemon.stop();
+}
+
 #[test]
 fn commands_say_the_daemon_is_not_running_and_how_to_start_it() {
     let lake = make_lake();

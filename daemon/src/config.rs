@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::paths::{self, Dirs};
 use crate::store::StoreConfig;
 
 /// A config file could not be used.
@@ -156,30 +157,19 @@ struct RefreshSection {
     keep_snapshots: Option<usize>,
 }
 
-/// The user's home directory (`$HOME`).
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
-}
-
 /// Expands a leading `~/` to the home directory.
 pub fn expand(path: &str) -> PathBuf {
     match path.strip_prefix("~/") {
-        Some(rest) => home().join(rest),
-        None if path == "~" => home(),
+        Some(rest) => paths::home().join(rest),
+        None if path == "~" => paths::home(),
         None => PathBuf::from(path),
     }
 }
 
-fn xdg(var: &str, fallback: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => home().join(fallback),
-    }
-}
-
-/// The default config file: `$XDG_CONFIG_HOME/warmlake/config.toml`.
+/// The default config file: `~/.config/warmlake/config.toml`, or the platform's equivalent
+/// ([`crate::paths`]).
 pub fn default_path() -> PathBuf {
-    xdg("XDG_CONFIG_HOME", ".config").join("warmlake/config.toml")
+    Dirs::current().config.join("config.toml")
 }
 
 impl Config {
@@ -235,7 +225,7 @@ impl Config {
             .state
             .dir
             .map(|d| expand(&d))
-            .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state").join("warmlake"));
+            .unwrap_or_else(|| Dirs::current().state);
         // The password may come from the environment, so it need not sit in the file.
         let tcp = match &file.sql.tcp {
             Some(on) if *on.get_ref() => {
@@ -285,7 +275,7 @@ impl Config {
                 .cache
                 .dir
                 .map(|d| expand(&d))
-                .unwrap_or_else(|| xdg("XDG_CACHE_HOME", ".cache").join("warmlake")),
+                .unwrap_or_else(|| Dirs::current().cache),
             max_cache,
             min_free_disk,
             store,
@@ -371,6 +361,49 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every section, as a user who sets everything writes it.
+    const FULL: &str = "[lake]\nname = \"acme\"\ncatalog = \"sqlite:cat.sqlite\"\ndata = \"s3://b/data/\"\n\
+        [store]\nendpoint = \"http://127.0.0.1:9000\"\nregion = \"auto\"\nallow_http = true\n\
+        connect_timeout = \"5s\"\nmax_retries = 3\nmax_requests = 16\n\
+        [state]\ndir = \"~/st\"\n[cache]\ndir = \"~/ca\"\nmax_cache = \"10GiB\"\nmin_free_disk = \"2GiB\"\n\
+        [mount]\npath = \"~/lake\"\n[sql]\nport = 5433\nstatement_timeout = \"5m\"\nmax_connections = 8\n\
+        tcp = true\ntcp_port = 6543\npassword = \"pw\"\n[policy]\nfile = \"p.toml\"\n\
+        [refresh]\ninterval_seconds = 60\nkeep_snapshots = 3\n";
+
+    /// Hostile text, tried exhaustively: the full config cut at every character, and every
+    /// value replaced by each odd value an editor or a bad template leaves behind. Each parses
+    /// or fails with an error that names the file and points inside the text; none panics.
+    #[test]
+    fn truncated_and_odd_configs_are_located_errors() {
+        const ODD: [&str; 12] = [
+            "", "\"", "\"\"\"", "[", "-1", "1e400", "99999999999999999999999", "\"99999999999999999999PiB\"",
+            "\"\u{0}\"", "\"ü\"", "{ a = 1 }", "[1, \"a\"]",
+        ];
+        let path = Path::new("/d/c.toml");
+        let check = |text: &str| match Config::parse(text, path) {
+            Ok(_) => {}
+            Err(ConfigError::Parse { line, column, .. }) => {
+                assert!(line >= 1 && line <= text.lines().count() + 1 && column >= 1, "{line}:{column} in {text:?}");
+            }
+            Err(ConfigError::Invalid { path: p, .. }) => assert_eq!(p, path),
+            Err(e) => panic!("parsing reads no file: {e}"),
+        };
+        Config::parse(FULL, path).expect("the full config parses");
+        for cut in (0..FULL.len()).filter(|&i| FULL.is_char_boundary(i)) {
+            check(&FULL[..cut]);
+        }
+        let lines: Vec<&str> = FULL.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some((key, _)) = line.split_once('=') else { continue };
+            for odd in ODD {
+                let mut edited = lines.clone();
+                let replaced = format!("{key}= {odd}");
+                edited[i] = &replaced;
+                check(&edited.join("\n"));
+            }
+        }
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {

@@ -153,6 +153,26 @@ impl From<StoreError> for GenerateError {
     }
 }
 
+/// Commits an empty snapshot to the SQLite catalog at `catalog` (a copy of the newest one's
+/// counters, as DuckLake writes a commit that changed nothing) and returns its id: the next
+/// refresh publishes a new snapshot without the data changing under running queries.
+pub fn commit_empty_snapshot(catalog: &Path) -> Result<i64, GenerateError> {
+    let sqlite = |source| GenerateError::Sqlite { path: catalog.to_path_buf(), source };
+    let db = rusqlite::Connection::open(catalog).map_err(sqlite)?;
+    let tx = db.unchecked_transaction().map_err(sqlite)?;
+    let id: i64 =
+        tx.query_row("SELECT max(snapshot_id) + 1 FROM ducklake_snapshot", [], |r| r.get(0)).map_err(sqlite)?;
+    tx.execute(
+        "INSERT INTO ducklake_snapshot SELECT ?1, strftime('%Y-%m-%d %H:%M:%f+00', 'now'), schema_version, \
+         next_catalog_id, next_file_id FROM ducklake_snapshot WHERE snapshot_id = ?1 - 1",
+        [id],
+    )
+    .and_then(|_| tx.execute("INSERT INTO ducklake_snapshot_changes (snapshot_id, changes_made) VALUES (?1, '')", [id]))
+    .and_then(|_| tx.commit())
+    .map_err(sqlite)?;
+    Ok(id)
+}
+
 /// Generates a lake into `dir` (created if missing; must not already hold a catalog).
 pub fn generate(dir: &Path, spec: &LakeSpec, kinds: &[CatalogKind]) -> Result<GeneratedLake, GenerateError> {
     generate_to(dir, spec, kinds, &Targets::default())

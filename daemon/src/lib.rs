@@ -14,6 +14,7 @@ pub mod lake_path;
 pub mod layout;
 pub mod local_query;
 pub mod mirror;
+pub mod paths;
 pub mod policy_source;
 pub mod prewarm;
 pub mod scheduler;

@@ -87,13 +87,10 @@ impl LocalPolicy {
     }
 }
 
-/// The default local policy file: `$XDG_CONFIG_HOME/warmlake/policy.toml`, next to the config.
+/// The default local policy file: `policy.toml` next to the default config
+/// (`~/.config/warmlake/policy.toml` on Linux, see [`crate::paths`]).
 pub fn default_local_path() -> PathBuf {
-    let config_home = match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => crate::config::expand("~/.config"),
-    };
-    config_home.join("warmlake/policy.toml")
+    crate::paths::Dirs::current().config.join("policy.toml")
 }
 
 /// The organisation's policy, published in the lake's store.

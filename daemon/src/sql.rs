@@ -31,6 +31,9 @@ mod session;
 mod settings;
 mod statement;
 
+/// Splits SQL text into statements the way the socket does (quotes, dollar quotes, comments).
+pub use statement::split as split_statements;
+
 use std::future::Future;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ mod errors;
 mod explain;
 mod merge;
 mod merge_props;
+mod parse_fuzz;
 mod parsing;
 
 use crate::{ColumnRef, Policy, TableRef};

@@ -6,7 +6,7 @@ use super::parse;
 use crate::{Action, ColumnSelection, Mode, Policy, Schedules, SnapshotSelection};
 
 /// The full example of the crate docs, kept in sync by hand: it must parse.
-const FULL: &str = r#"
+pub(crate) const FULL: &str = r#"
 [local]
 mode = "allow"
 default_action = "cache"
