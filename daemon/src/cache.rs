@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! <dir>/                      0700
-//!   index.sqlite              objects, pieces (range + CRC32C + access stats + table/column)
+//!   index.sqlite              objects, pieces (range + CRC32C + access stats + table/column),
+//!                             heat (decayed read score per table and column)
 //!   objects/ab/<sha256(key)>-<id>.data   0600, sparse: bytes only where pieces are
 //! ```
 //!
@@ -41,10 +42,11 @@
 //! The core is async ([`Cache::read`], [`Cache::prefetch`]) for the SQL layer on tokio; FUSE
 //! worker threads use the `*_blocking` wrappers, which run the same futures on the cache's
 //! runtime handle. File and SQLite work runs in `spawn_blocking`. Lock order: `flights` →
-//! `core` (state + index); `layouts`, `files` and `metrics` are leaves. No lock is held across
-//! an `.await` or across data file I/O.
+//! `core` (state + index) → `heat`; `layouts`, `files`, `metrics` and `heat` are leaves. No
+//! lock is held across an `.await` or across data file I/O.
 
 mod disk;
+mod heat;
 mod index;
 mod metrics;
 mod plan;
@@ -52,7 +54,7 @@ pub mod range_set;
 mod state;
 mod sys;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,11 +68,13 @@ use futures::future::{BoxFuture, Shared};
 use crate::layout::{self, Layout};
 use crate::store::{Priority, Store, StoreError};
 
+pub use heat::{HALF_LIFE_SECS, HOT_THRESHOLD};
 pub use index::FORMAT_VERSION;
 pub use metrics::Counters;
 pub use range_set::RangeSet;
 
 use disk::{Disk, StoreRequest};
+use heat::Heat;
 use plan::{PlanLimits, Units};
 
 /// Largest piece, and the grid pieces are cut on. 256 KiB bounds what a small read must
@@ -310,9 +314,9 @@ struct Inner {
     flights: Mutex<HashMap<String, Vec<Flight>>>,
     next_flight: AtomicU64,
     layouts: Mutex<HashMap<String, LayoutSlot>>,
-    /// Demand reads per table and column (field id), since the cache was opened: what people
-    /// read, for `hot` prewarming. A leaf lock.
-    heat: Mutex<HashMap<String, BTreeMap<i32, u64>>>,
+    /// Decayed demand-read scores per table and column (field id): what people read, for `hot`
+    /// prewarming. Loaded at open, saved in batches by [`Cache::save_heat`]. A leaf lock.
+    heat: Mutex<Heat>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -326,6 +330,7 @@ impl Cache {
     /// blocking work run on `runtime`. Blocking: call from a plain thread or `spawn_blocking`.
     pub fn open(config: CacheConfig, runtime: tokio::runtime::Handle) -> Result<Cache, CacheError> {
         let disk = Disk::open(config)?;
+        let heat = Heat::from_rows(disk.core().index.load_heat()?);
         Ok(Cache {
             inner: Arc::new(Inner {
                 disk,
@@ -333,7 +338,7 @@ impl Cache {
                 flights: Mutex::new(HashMap::new()),
                 next_flight: AtomicU64::new(1),
                 layouts: Mutex::new(HashMap::new()),
-                heat: Mutex::new(HashMap::new()),
+                heat: Mutex::new(heat),
             }),
         })
     }
@@ -529,9 +534,31 @@ impl Cache {
         self.inner.disk.evict_where(stored - target, None)
     }
 
-    /// Saves access statistics now (they are otherwise saved every few seconds). Blocking.
+    /// Saves access statistics and column heat now (they are otherwise saved every few
+    /// seconds). Blocking.
     pub fn flush(&self) {
         self.inner.disk.flush();
+        if let Err(e) = self.save_heat() {
+            tracing::warn!(error = %e, "cannot save column heat");
+        }
+    }
+
+    /// Saves the heat scores that changed since the last save, in one transaction: the read
+    /// path only updates memory, and the daemon calls this every few seconds and at shutdown.
+    /// Nothing to save costs one lock. Blocking.
+    pub fn save_heat(&self) -> Result<(), CacheError> {
+        if !self.heat().has_changes() {
+            return Ok(());
+        }
+        // Under `core`, so two saves cannot write their batches in the wrong order.
+        let mut core = self.inner.disk.core();
+        let batch = self.heat().take_dirty();
+        if let Err(e) = core.index.save_heat(&batch) {
+            // Not lost: marked again, for the next save.
+            self.heat().restore_dirty(&batch);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Size and counters.
@@ -555,21 +582,27 @@ impl Cache {
         core.state.objects.get(&object.cache_key()).map(|o| o.present.clone()).unwrap_or_default()
     }
 
-    /// How often each column (field id) of `table` was read on demand since the cache opened:
-    /// the basis of `hot` columns. Reads are attributed to every column chunk they overlap,
-    /// so a reader (or kernel readahead) that reads across chunks warms its neighbours too.
-    pub fn column_heat(&self, table: &str) -> BTreeMap<i32, u64> {
-        self.inner.heat.lock().unwrap_or_else(|e| e.into_inner()).get(table).cloned().unwrap_or_default()
+    /// The decayed read score of each column (field id) of `table` read on demand: one per
+    /// read, halving every [`HALF_LIFE_SECS`], kept across restarts (`cache/heat.rs`). Reads
+    /// are attributed to every column chunk they overlap, so a reader (or kernel readahead)
+    /// that reads across chunks warms its neighbours too.
+    pub fn column_heat(&self, table: &str) -> BTreeMap<i32, f64> {
+        self.heat().scores(table, disk::unix_now())
+    }
+
+    /// The hot columns of `table`: those whose score is at least [`HOT_THRESHOLD`] (read
+    /// within about the last half-life). What `hot` prewarming fetches.
+    pub fn hot_columns(&self, table: &str) -> BTreeSet<i32> {
+        self.heat().hot(table, disk::unix_now())
     }
 
     fn record_heat(&self, table: &str, layout: &Layout, range: Range<u64>) {
-        let mut heat = self.inner.heat.lock().unwrap_or_else(|e| e.into_inner());
-        let columns = heat.entry(table.to_string()).or_default();
-        for c in layout.chunks_overlapping(range) {
-            if let Some(id) = c.field_id {
-                *columns.entry(id).or_default() += 1;
-            }
-        }
+        let columns = layout.chunks_overlapping(range).filter_map(|c| c.field_id);
+        self.heat().record(table, columns, disk::unix_now());
+    }
+
+    fn heat(&self) -> std::sync::MutexGuard<'_, Heat> {
+        self.inner.heat.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The pieces of `object` held in the cache, with what they belong to.

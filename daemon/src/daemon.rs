@@ -608,7 +608,8 @@ impl Daemon {
         self.cache.as_ref()
     }
 
-    /// Closes the SQL socket, unmounts and saves the cache's statistics. Blocking.
+    /// Closes the SQL socket, unmounts and saves the cache's statistics and column heat.
+    /// Blocking.
     pub fn stop(self) -> Result<(), DaemonError> {
         if let Some(sql) = lock(&self.sql).take() {
             sql.stop.cancel();
@@ -692,7 +693,18 @@ impl Daemon {
                         spawn_job(scheduler::HOT_JOB.into(), scheduler::hot_everywhere());
                     }
                 }
-                _ = status_ticker.tick() => daemon.update_status(),
+                _ = status_ticker.tick() => {
+                    daemon.update_status();
+                    // Column heat gathered since the last tick, saved in one batch, so a restart
+                    // (or a crash) keeps what people read.
+                    if let Some(cache) = daemon.cache.clone() {
+                        match tokio::task::spawn_blocking(move || cache.save_heat()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::warn!(error = %e, "cannot save column heat"),
+                            Err(e) => tracing::warn!(error = %e, "saving column heat panicked"),
+                        }
+                    }
+                }
             }
         }
         tracing::info!("shutting down");

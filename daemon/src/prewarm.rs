@@ -9,9 +9,12 @@
 //! already cached are not fetched again, so a job is idempotent and an interrupted one simply
 //! runs again. Delete files are small and always needed: they are fetched whole.
 //!
-//! `hot` columns are the columns of the table the cache holds bytes of: the cache keeps what
-//! was read, so they are the columns people query (within the budget). New data files of a
-//! table get the same columns fetched after each refresh.
+//! `hot` columns are the columns people read lately: every demand read through the cache (the
+//! mount, and the SQL socket, which reads through the mount) scores the columns it touches,
+//! scores decay with a half-life of a week, and a column is hot while its score is at least
+//! [`cache::HOT_THRESHOLD`] (see `cache/heat.rs`). Heat outlives a restart. After each refresh
+//! that brings a new snapshot the daemon runs a `hot` job over every table, which fetches only
+//! what the new data files add.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -95,10 +98,10 @@ fn selected_fields(cache: &Cache, table: &TableDef, qualified: &str, columns: &C
             table.columns.iter().filter(|c| columns.lists(&c.name)).for_each(|c| out.extend(c.field_ids()))
         }
         ColumnSelection::Hot => {
-            let heat = cache.column_heat(qualified);
+            let hot = cache.hot_columns(qualified);
             let mut visible = BTreeSet::new();
             table.columns.iter().for_each(|c| visible.extend(c.field_ids()));
-            out.extend(heat.keys().filter(|id| visible.contains(id)));
+            out.extend(hot.intersection(&visible));
         }
     }
     out

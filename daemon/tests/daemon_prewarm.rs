@@ -73,7 +73,7 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
     let object =
         ObjectRef::parquet(remote.store.clone(), f.key.as_str(), f.size as u64, f.footer_size.map(|s| s as u64), false)
             .with_table("web.events");
-    let hot: BTreeSet<i32> = cache.column_heat("web.events").keys().copied().collect();
+    let hot: BTreeSet<i32> = cache.hot_columns("web.events");
     assert!(!hot.is_empty() && hot.len() < events_table.columns.len() / 2, "read columns only: {hot:?}");
     cache.evict_object(&object).expect("evict");
     let hot_request = PrewarmRequest {

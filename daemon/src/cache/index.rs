@@ -9,18 +9,43 @@
 //! (a disk that lies, a user editing the file).
 //!
 //! The schema is versioned by `PRAGMA user_version` ([`FORMAT_VERSION`]); a golden test pins
-//! it, so changing it without bumping the version fails the build. An index of another version
-//! is discarded with the data files (the cache is a cache: rebuilding is always correct).
+//! it, so changing it without bumping the version fails the build. An older index that an
+//! [`UPGRADES`] step brings up to date is upgraded in place (its cached bytes stay); an index
+//! of any other version is discarded with the data files (the cache is a cache: rebuilding is
+//! always correct).
+//!
+//! Besides the pieces, the index keeps column heat (`heat`, see `cache/heat.rs`): it is not
+//! part of the crash-safety rule, and a lost batch only forgets a few seconds of reads.
 
 use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-/// Version of the on-disk format (index schema and data file naming). Bump on any change.
-pub const FORMAT_VERSION: i64 = 1;
+use super::heat::{HeatRow, Score};
 
-/// The schema, exactly as created. Pinned by `schema_is_pinned`.
-pub const SCHEMA: &str = "\
+/// Version of the on-disk format (index schema and data file naming). Bump on any change, and
+/// add the step from the previous version to [`UPGRADES`] when one exists.
+pub const FORMAT_VERSION: i64 = 2;
+
+/// What turns an index of version `i + 1` into version `i + 2`: each step only adds, so the
+/// cached bytes an older daemon left stay valid. Version 2 added column heat.
+const UPGRADES: [&str; 1] = [HEAT_SCHEMA];
+const _: () = assert!(UPGRADES.len() as i64 == FORMAT_VERSION - 1, "one upgrade step per version");
+
+/// Column heat: a decayed read score per table and column (field id), as of `updated_unix`.
+const HEAT_SCHEMA: &str = "\
+CREATE TABLE heat (
+    table_name TEXT NOT NULL,
+    column_id INTEGER NOT NULL,
+    score REAL NOT NULL,
+    updated_unix INTEGER NOT NULL,
+    PRIMARY KEY (table_name, column_id)
+) WITHOUT ROWID;
+";
+
+/// The schema of version 1, exactly as created; a new index is this plus every [`UPGRADES`]
+/// step, so a new index and an upgraded one are identical. Pinned by `schema_is_pinned`.
+const BASE_SCHEMA: &str = "\
 CREATE TABLE objects (
     id INTEGER PRIMARY KEY,
     cache_key TEXT NOT NULL UNIQUE,
@@ -84,6 +109,8 @@ pub struct Index {
 pub enum Opened {
     /// An index of this version (or a new one).
     Current,
+    /// An index of an older version was brought up to date in place; its pieces stay.
+    Upgraded { found: i64 },
     /// An index of another version was found and emptied; its data files must go too.
     Reset { found: i64 },
 }
@@ -110,8 +137,19 @@ impl Index {
         let has_tables: bool = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get::<_, i64>(0))
             .map(|n| n > 0)?;
+        // An older version that the upgrade steps lead from: upgrade in place.
+        let first_upgrade =
+            if (1..FORMAT_VERSION).contains(&version) { usize::try_from(version - 1).ok() } else { None };
         let opened = if version == FORMAT_VERSION {
             Opened::Current
+        } else if let Some(first) = first_upgrade {
+            let tx = conn.unchecked_transaction()?;
+            for step in UPGRADES.get(first..).unwrap_or_default() {
+                tx.execute_batch(step)?;
+            }
+            tx.pragma_update(None, "user_version", FORMAT_VERSION)?;
+            tx.commit()?;
+            Opened::Upgraded { found: version }
         } else {
             let tx = conn.unchecked_transaction()?;
             let names: Vec<String> = {
@@ -121,7 +159,10 @@ impl Index {
             for name in names {
                 tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", name.replace('"', "\"\"")))?;
             }
-            tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(BASE_SCHEMA)?;
+            for step in UPGRADES {
+                tx.execute_batch(step)?;
+            }
             tx.pragma_update(None, "user_version", FORMAT_VERSION)?;
             tx.commit()?;
             if has_tables { Opened::Reset { found: version } } else { Opened::Current }
@@ -266,6 +307,37 @@ impl Index {
         }
         tx.commit()
     }
+
+    /// Every saved heat score.
+    pub fn load_heat(&self) -> rusqlite::Result<Vec<HeatRow>> {
+        let mut stmt = self.conn.prepare("SELECT table_name, column_id, score, updated_unix FROM heat")?;
+        stmt.query_map([], |r| {
+            Ok(HeatRow {
+                table_name: r.get(0)?,
+                column_id: r.get(1)?,
+                score: Score { value: r.get(2)?, updated_unix: r.get(3)? },
+            })
+        })?
+        .collect()
+    }
+
+    /// Saves a batch of heat scores (replacing the rows of the same table and column), in one
+    /// transaction.
+    pub fn save_heat(&mut self, rows: &[HeatRow]) -> rusqlite::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO heat (table_name, column_id, score, updated_unix) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for r in rows {
+                stmt.execute(params![r.table_name, r.column_id, r.score.value, r.score.updated_unix])?;
+            }
+        }
+        tx.commit()
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +354,9 @@ mod tests {
             index.conn.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' ORDER BY name").expect("prepare");
         let sql: Vec<String> = stmt.query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
         let expected = [
+            "CREATE TABLE heat (\n    table_name TEXT NOT NULL,\n    column_id INTEGER NOT NULL,\n    \
+             score REAL NOT NULL,\n    updated_unix INTEGER NOT NULL,\n    \
+             PRIMARY KEY (table_name, column_id)\n) WITHOUT ROWID",
             "CREATE TABLE objects (\n    id INTEGER PRIMARY KEY,\n    cache_key TEXT NOT NULL UNIQUE,\n    \
              size INTEGER NOT NULL,\n    etag TEXT,\n    file_name TEXT NOT NULL,\n    created_at INTEGER NOT NULL\n)",
             "CREATE TABLE pieces (\n    object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,\n    \
@@ -291,7 +366,7 @@ mod tests {
              PRIMARY KEY (object_id, start)\n) WITHOUT ROWID",
         ];
         assert_eq!(sql, expected, "index schema changed: bump FORMAT_VERSION and update this test");
-        assert_eq!(FORMAT_VERSION, 1, "format version changed: update the golden record below too");
+        assert_eq!(FORMAT_VERSION, 2, "format version changed: update the golden record below too");
     }
 
     /// A record written and read back keeps every field; pins the row encoding.
@@ -344,6 +419,42 @@ mod tests {
         assert_eq!(opened, Opened::Reset { found: 99 });
         assert!(index.objects().expect("objects").is_empty());
         drop(index);
+        let (_, again) = Index::open(&path).expect("reopen");
+        assert_eq!(again, Opened::Current);
+    }
+
+    /// A version 1 index (before heat) is upgraded in place: its pieces stay, and its schema
+    /// becomes exactly a new index's.
+    #[test]
+    fn version_1_is_upgraded_and_keeps_its_pieces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.sqlite");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(BASE_SCHEMA).expect("v1 schema");
+            conn.execute_batch(
+                "INSERT INTO objects VALUES (1, 'k', 10, NULL, 'f', 0);
+                 INSERT INTO pieces VALUES (1, 0, 10, 7, 0, 0, 2, 0, 'a.b', 3);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("v1 rows");
+        }
+        let (mut index, opened) = Index::open(&path).expect("open");
+        assert_eq!(opened, Opened::Upgraded { found: 1 });
+        assert_eq!(index.pieces().expect("pieces").len(), 1, "cached bytes survive the upgrade");
+        let row = HeatRow { table_name: "a.b".into(), column_id: 3, score: Score { value: 1.5, updated_unix: 9 } };
+        index.save_heat(std::slice::from_ref(&row)).expect("heat table exists");
+        assert_eq!(index.load_heat().expect("load"), vec![row]);
+        let schema = |p: &Path| -> Vec<String> {
+            let conn = Connection::open(p).expect("open");
+            let mut stmt =
+                conn.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' ORDER BY name").expect("prepare");
+            stmt.query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect()
+        };
+        drop(index);
+        let fresh = dir.path().join("fresh.sqlite");
+        Index::open(&fresh).expect("fresh");
+        assert_eq!(schema(&path), schema(&fresh));
         let (_, again) = Index::open(&path).expect("reopen");
         assert_eq!(again, Opened::Current);
     }
