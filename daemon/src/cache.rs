@@ -644,7 +644,7 @@ impl Cache {
                     Ok(lookup) => lookup,
                     // The cache cannot be used (a full disk leaves SQLite no room for a new
                     // object's row; a data file cannot be read): serve the read from the
-                    // store, as a full cache does. Its flights store nothing either way.
+                    // store, as a full cache does. Its flights store what they can.
                     Err(e) => {
                         tracing::warn!(key, error = %e, "cache unusable for this read; reading from the store");
                         disk::Lookup { pieces: Vec::new(), gaps: vec![range.clone()], present: RangeSet::new() }
