@@ -202,7 +202,7 @@ fn a_full_disk_degrades_to_read_through_and_corrupts_nothing() {
 
     // 1. Twice the filesystem, prefetched then read: the cache fills the disk and evicts.
     for (obj, _) in &objects {
-        cache.prefetch_blocking(obj, &[0..obj.size]).expect("prefetch on a filling disk");
+        cache.prefetch_blocking(obj, std::slice::from_ref(&(0..obj.size))).expect("prefetch on a filling disk");
     }
     read_all(&cache, &objects, "filling the disk");
     let s = cache.stats();
@@ -290,7 +290,9 @@ fn budget_below_the_filesystem_holds_during_a_large_prefetch() {
                 .iter()
                 .map(|(obj, _)| {
                     let cache = &cache;
-                    s.spawn(move || cache.prefetch_blocking(obj, &[0..obj.size]).expect("prefetch"))
+                    s.spawn(move || {
+                        cache.prefetch_blocking(obj, std::slice::from_ref(&(0..obj.size))).expect("prefetch")
+                    })
                 })
                 .collect();
             for h in handles {
