@@ -68,11 +68,6 @@ impl SmallFs {
     fn path(&self) -> &Path {
         self.dir.path()
     }
-
-    fn free(&self) -> u64 {
-        let st = rustix::fs::statvfs(self.path()).expect("statvfs");
-        st.f_bavail * st.f_frsize
-    }
 }
 
 impl Drop for SmallFs {
@@ -208,7 +203,6 @@ fn a_full_disk_degrades_to_read_through_and_corrupts_nothing() {
     let s = cache.stats();
     assert!(s.totals.bytes_evicted > 0, "the disk, not the budget, made room: {s:?}");
     assert!(s.bytes_stored > FS_SIZE / 2 && s.bytes_stored <= FS_SIZE, "the disk was used: {s:?}");
-    assert!(fs.free() < 4 * MIB, "the cache filled the filesystem: {} bytes free", fs.free());
 
     // 2. Another writer takes every byte the cache frees: the cache's writes fail with ENOSPC
     //    (data and index); reads go on, exact, from the store.

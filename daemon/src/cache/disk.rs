@@ -23,6 +23,12 @@ use super::range_set::RangeSet;
 use super::state::{Object, State, Victim};
 use super::{CacheConfig, CacheError, PIECE_SIZE, sys};
 
+/// Bytes the cache's own data never takes, whatever `min_free_disk` says: SQLite needs room
+/// to grow its WAL (up to ~4 MiB between checkpoints) and its file to record any change,
+/// evictions included. Without it, a cache that filled its disk could not even be emptied
+/// (`SQLITE_FULL` on every eviction).
+const INDEX_ROOM: u64 = 8 << 20;
+
 /// State and index, behind one mutex so that they never disagree.
 #[derive(Debug)]
 pub struct Core {
@@ -436,7 +442,9 @@ impl Disk {
             }
             let budget_room = self.config.max_cache.saturating_sub(state.used());
             let disk_room = match sys::free_bytes(&self.config.dir) {
-                Ok(free) => free.saturating_sub(state.reserved).saturating_sub(self.config.min_free_disk),
+                Ok(free) => {
+                    free.saturating_sub(state.reserved).saturating_sub(self.config.min_free_disk.max(INDEX_ROOM))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read free disk space: not storing");
                     0
