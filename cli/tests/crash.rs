@@ -115,7 +115,8 @@ impl Setup {
         let dir = tmp.path().canonicalize().expect("canonical temp dir");
         let bucket = dir.join("bucket");
         std::fs::create_dir(&bucket).expect("bucket");
-        // About 40 MB of Parquet in eight events files: a prewarm writes for a second or more.
+        // About 12 MB of Parquet, 16 files: a prewarm writes many pieces over ~0.2 s, and kill
+        // points are drawn over its measured duration, so most kills land inside it.
         let made = warmlake(&[
             "dev",
             "make-lake",
