@@ -667,11 +667,22 @@ impl Cache {
                 disk::Lookup { pieces: Vec::new(), gaps: vec![range.clone()], present: RangeSet::new() }
             } else {
                 let (k, r, t, size) = (key.clone(), range.clone(), table.clone(), object.size);
-                self.blocking(move |d| {
-                    d.ensure_object(&k, size)?;
-                    d.lookup(&k, r, opts.pin, t.as_deref())
-                })
-                .await?
+                let found = self
+                    .blocking(move |d| {
+                        d.ensure_object(&k, size)?;
+                        d.lookup(&k, r, opts.pin, t.as_deref())
+                    })
+                    .await;
+                match found {
+                    Ok(lookup) => lookup,
+                    // The cache cannot be used (a full disk leaves SQLite no room for a new
+                    // object's row; a data file cannot be read): serve the read from the
+                    // store, as a full cache does. Its flights store what they can.
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "cache unusable for this read; reading from the store");
+                        disk::Lookup { pieces: Vec::new(), gaps: vec![range.clone()], present: RangeSet::new() }
+                    }
+                }
             };
             if lookup.gaps.is_empty() {
                 let served: u64 = range.end - range.start;

@@ -23,6 +23,12 @@ use super::range_set::RangeSet;
 use super::state::{Object, State, Victim};
 use super::{CacheConfig, CacheError, PIECE_SIZE, sys};
 
+/// Bytes the cache's own data never takes, whatever `min_free_disk` says: SQLite needs room
+/// to grow its WAL (up to ~4 MiB between checkpoints) and its file to record any change,
+/// evictions included. Without it, a cache that filled its disk could not even be emptied
+/// (`SQLITE_FULL` on every eviction).
+const INDEX_ROOM: u64 = 8 << 20;
+
 /// State and index, behind one mutex so that they never disagree.
 #[derive(Debug)]
 pub struct Core {
@@ -327,8 +333,7 @@ impl Disk {
         let mut victims = Vec::new();
         let present = {
             let mut core = self.core();
-            let Core { state, index, .. } = &mut *core;
-            if let Some(obj) = state.objects.get_mut(key) {
+            if let Some(obj) = core.state.objects.get_mut(key) {
                 for &(start, _, _) in &wanted {
                     if let Some(p) = obj.pieces.get_mut(&start) {
                         p.readers = p.readers.saturating_sub(1);
@@ -346,10 +351,9 @@ impl Disk {
             if !corrupt.is_empty() {
                 tracing::warn!(key, pieces = corrupt.len(), "cached bytes failed their checksum: refetching");
                 let chosen: Vec<(String, u64)> = corrupt.iter().map(|s| (key.to_string(), *s)).collect();
-                victims = state.take_victims(&chosen);
-                index.delete_pieces(&victims.iter().map(|v| (v.object_id, v.range.start)).collect::<Vec<_>>())?;
+                victims = unindex_victims(&mut core, &chosen)?;
             }
-            state.objects.get(key).map(|o| o.present.clone()).unwrap_or_default()
+            core.state.objects.get(key).map(|o| o.present.clone()).unwrap_or_default()
         };
         if !corrupt.is_empty() {
             self.metrics.record(table, Counters { corrupt_pieces: corrupt.len() as u64, ..Counters::default() });
@@ -416,7 +420,7 @@ impl Disk {
         // 1. Claim, under the lock.
         let (claims, victims, file_name) = {
             let mut core = self.core();
-            let Core { state, index, .. } = &mut *core;
+            let state = &mut core.state;
             let Some(obj) = state.objects.get(key).filter(|o| o.id == object_id) else { return Ok(0) };
             let file_name = obj.file_name.clone();
             let mut free: RangeSet = [range.clone()].into_iter().collect();
@@ -438,7 +442,9 @@ impl Disk {
             }
             let budget_room = self.config.max_cache.saturating_sub(state.used());
             let disk_room = match sys::free_bytes(&self.config.dir) {
-                Ok(free) => free.saturating_sub(state.reserved).saturating_sub(self.config.min_free_disk),
+                Ok(free) => {
+                    free.saturating_sub(state.reserved).saturating_sub(self.config.min_free_disk.max(INDEX_ROOM))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read free disk space: not storing");
                     0
@@ -448,11 +454,17 @@ impl Disk {
             let mut victims = Vec::new();
             let mut allowed = room;
             if want > room {
-                let (chosen, freed) = state.choose_victims(want - room, self.hit_weight_secs(), None);
-                allowed = room + freed;
-                victims = state.take_victims(&chosen);
-                index.delete_pieces(&victims.iter().map(|v| (v.object_id, v.range.start)).collect::<Vec<_>>())?;
+                let (chosen, freed) = core.state.choose_victims(want - room, self.hit_weight_secs(), None);
+                match unindex_victims(&mut core, &chosen) {
+                    Ok(taken) => {
+                        victims = taken;
+                        allowed = room + freed;
+                    }
+                    // Nothing was evicted, so store only what fits without it.
+                    Err(e) => tracing::warn!(key, error = %e, "cannot evict to make room: storing less"),
+                }
             }
+            let state = &mut core.state;
             // Keep the leading claims that fit.
             let mut total = 0;
             claims.retain(|c| {
@@ -481,50 +493,65 @@ impl Disk {
         }
         // 3. Write and fsync, lock released.
         let total: u64 = claims.iter().map(|c| c.end - c.start).sum();
-        let written = self.write_claims(&file_name, &range, &bytes, &claims);
-        if written.is_err() {
-            // Bytes may be half-written. They are not indexed (and the next start would punch
-            // them); punch now, while the claims still keep everyone else out.
-            if let Ok(f) = self.file(&file_name, false) {
-                for c in &claims {
-                    let _ = sys::punch_hole(&f, c.start, c.end - c.start);
+        let now = unix_now();
+        let mut outcome = self.write_claims(&file_name, &range, &bytes, &claims).map(|crcs| {
+            claims
+                .iter()
+                .zip(crcs)
+                .map(|(c, crc)| PieceRow {
+                    object_id,
+                    start: c.start,
+                    len: c.end - c.start,
+                    crc32c: crc,
+                    stored_at: now,
+                    last_access: now,
+                    hits: 0,
+                    pinned: pin,
+                    table_name: table.map(str::to_string),
+                    column_id: column_of(c.start),
+                })
+                .collect::<Vec<PieceRow>>()
+        });
+        // 4. Index what landed and release the claims, under the lock.
+        if let Ok(rows) = &outcome {
+            let mut core = self.core();
+            let Core { state, index, .. } = &mut *core;
+            let Some(obj) = state.objects.get_mut(key).filter(|o| o.id == object_id) else {
+                // The object was dropped meanwhile (changed or evicted whole): nothing to index.
+                state.reserved -= total;
+                return Ok(0);
+            };
+            match index.insert_pieces(rows) {
+                Ok(()) => {
+                    for c in &claims {
+                        obj.busy.remove(c.clone());
+                    }
+                    state.reserved -= total;
+                    for r in rows {
+                        state.add_piece(key, r);
+                    }
+                    return Ok(total);
                 }
+                Err(e) => outcome = Err(e.into()),
             }
         }
-        // 4. Index what landed and release the claims, under the lock.
-        let now = unix_now();
+        // 5. Not stored (the write or the index failed, e.g. a full disk): the bytes may be
+        // on disk, half or whole, with no row vouching for them. The next start would punch
+        // them; punch now, so they hold no disk meanwhile, while the claims still keep
+        // everyone else out of these ranges.
+        if let Ok(f) = self.file(&file_name, false) {
+            for c in &claims {
+                let _ = sys::punch_hole(&f, c.start, c.end - c.start);
+            }
+        }
         let mut core = self.core();
-        let Core { state, index, .. } = &mut *core;
-        state.reserved -= total;
-        let Some(obj) = state.objects.get_mut(key).filter(|o| o.id == object_id) else {
-            // The object was dropped meanwhile (changed or evicted whole): nothing to index.
-            return written.map(|_| 0);
-        };
-        for c in &claims {
-            obj.busy.remove(c.clone());
+        core.state.reserved -= total;
+        if let Some(obj) = core.state.objects.get_mut(key).filter(|o| o.id == object_id) {
+            for c in &claims {
+                obj.busy.remove(c.clone());
+            }
         }
-        let crcs = written?;
-        let rows: Vec<PieceRow> = claims
-            .iter()
-            .zip(crcs)
-            .map(|(c, crc)| PieceRow {
-                object_id,
-                start: c.start,
-                len: c.end - c.start,
-                crc32c: crc,
-                stored_at: now,
-                last_access: now,
-                hits: 0,
-                pinned: pin,
-                table_name: table.map(str::to_string),
-                column_id: column_of(c.start),
-            })
-            .collect();
-        index.insert_pieces(&rows)?;
-        for r in &rows {
-            state.add_piece(key, r);
-        }
-        Ok(total)
+        outcome.map(|_| 0)
     }
 
     fn write_claims(
@@ -578,11 +605,8 @@ impl Disk {
     pub fn evict_where(&self, need: u64, older_than: Option<i64>) -> Result<u64, CacheError> {
         let victims = {
             let mut core = self.core();
-            let Core { state, index, .. } = &mut *core;
-            let (chosen, _) = state.choose_victims(need, self.hit_weight_secs(), older_than);
-            let victims = state.take_victims(&chosen);
-            index.delete_pieces(&victims.iter().map(|v| (v.object_id, v.range.start)).collect::<Vec<_>>())?;
-            victims
+            let (chosen, _) = core.state.choose_victims(need, self.hit_weight_secs(), older_than);
+            unindex_victims(&mut core, &chosen)?
         };
         let bytes = victims.iter().map(|v| v.range.end - v.range.start).sum();
         self.punch(victims, true);
@@ -650,6 +674,18 @@ impl Drop for Disk {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// Unindexes the `chosen` pieces, then takes them out of the state as victims (busy until
+/// punched). The index goes first: when it cannot be written (a full disk: SQLite needs room
+/// for its journal), nothing changes and state and index still agree, rather than the state
+/// forgetting pieces whose rows and bytes stay.
+fn unindex_victims(core: &mut Core, chosen: &[(String, u64)]) -> Result<Vec<Victim>, CacheError> {
+    let Core { state, index, .. } = core;
+    let keys: Vec<(i64, u64)> =
+        chosen.iter().filter_map(|(key, start)| state.objects.get(key).map(|o| (o.id, *start))).collect();
+    index.delete_pieces(&keys)?;
+    Ok(state.take_victims(chosen))
 }
 
 fn flush_locked(core: &mut Core) {
