@@ -2,7 +2,6 @@
 //! a mount: its SQL socket then reads the files in place, so a socket benchmark measures the
 //! socket (protocol, sessions, encoding) and not the cache or FUSE.
 
-use anyhow::Context as _;
 use warmlake_daemon::catalog::LakeSnapshot;
 use warmlake_daemon::config::Config;
 use warmlake_daemon::daemon::Daemon;

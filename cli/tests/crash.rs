@@ -594,6 +594,12 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
             expected.answers.remove("web.events");
         }
         assert_eq!(seen, expected, "seed {seed}: policy purge kill {i} ({action}) after {delay:?}");
+        // The restarted daemon finishes the interrupted purge before it serves.
+        let stored = check_index(&setup, &mut tally, seed);
+        assert!(
+            stored.get("web.events").is_none_or(|b| *b == 0),
+            "seed {seed}: purge kill {i}: web.events still cached after the restart: {stored:?}"
+        );
     }
     daemon.stop();
     assert!(!mounted(&setup.mnt), "seed {seed}: unmounted at the end");

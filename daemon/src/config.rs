@@ -221,11 +221,7 @@ impl Config {
             (Some(false), _) | (_, None) => None,
             (_, Some(p)) => Some(relative_to_file(expand(&p))),
         };
-        let state_dir = file
-            .state
-            .dir
-            .map(|d| expand(&d))
-            .unwrap_or_else(|| Dirs::current().state);
+        let state_dir = file.state.dir.map(|d| expand(&d)).unwrap_or_else(|| Dirs::current().state);
         // The password may come from the environment, so it need not sit in the file.
         let tcp = match &file.sql.tcp {
             Some(on) if *on.get_ref() => {
@@ -271,11 +267,7 @@ impl Config {
             catalog,
             data: file.lake.data,
             state_dir,
-            cache_dir: file
-                .cache
-                .dir
-                .map(|d| expand(&d))
-                .unwrap_or_else(|| Dirs::current().cache),
+            cache_dir: file.cache.dir.map(|d| expand(&d)).unwrap_or_else(|| Dirs::current().cache),
             max_cache,
             min_free_disk,
             store,
@@ -377,8 +369,18 @@ mod tests {
     #[test]
     fn truncated_and_odd_configs_are_located_errors() {
         const ODD: [&str; 12] = [
-            "", "\"", "\"\"\"", "[", "-1", "1e400", "99999999999999999999999", "\"99999999999999999999PiB\"",
-            "\"\u{0}\"", "\"ü\"", "{ a = 1 }", "[1, \"a\"]",
+            "",
+            "\"",
+            "\"\"\"",
+            "[",
+            "-1",
+            "1e400",
+            "99999999999999999999999",
+            "\"99999999999999999999PiB\"",
+            "\"\u{0}\"",
+            "\"ü\"",
+            "{ a = 1 }",
+            "[1, \"a\"]",
         ];
         let path = Path::new("/d/c.toml");
         let check = |text: &str| match Config::parse(text, path) {

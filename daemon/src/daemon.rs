@@ -257,6 +257,10 @@ impl Daemon {
             status: Mutex::new(status),
         };
         daemon.publish(current, kept, true);
+        // A purge that a crash interrupted, or a policy edited while the daemon was down,
+        // completes before anything is served.
+        let purged = daemon.purge(&daemon.policy())?;
+        lock(&daemon.status).policy_purged_bytes += purged;
         if let Some(path) = &daemon.config.mount {
             let tree: Arc<dyn warmlake_fuse_mount::Tree> = daemon.tree.clone();
             let m = warmlake_fuse_mount::mount(tree, path, &mount_options())?;

@@ -128,7 +128,7 @@ fn read_everything(catalog: &Path, dir: &Path) -> usize {
                 assert!(!key.starts_with('/') && !key.split('/').any(|c| c == ".."), "escapes the lake: {key}");
             }
         }
-        let url = |k: &warmlake_daemon::catalog::LakeKey| format!("/lake/{}", k.as_str());
+        let url = |k: &warmlake_daemon::lake_path::LakeKey| format!("/lake/{}", k.as_str());
         let script = view_sql::lake_script(&lake, &url);
         // Names and times from the catalog stay inside their quotes and comments: the script is
         // exactly one CREATE per schema and per view it made, nothing a row smuggled in.

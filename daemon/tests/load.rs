@@ -42,7 +42,7 @@ const QUERIES: [&str; 5] = [
     "SELECT count(*), max(event_id) FROM web.events WHERE ts >= (SELECT min(ts) FROM web.events) + INTERVAL 1 HOUR",
     "SELECT session_id, sum(duration_ms) AS d FROM web.events GROUP BY session_id ORDER BY d DESC, session_id LIMIT 10",
     "SELECT count(*), sum(amount) FROM sales.orders",
-    "SELECT o.status, count(*) FROM sales.orders o JOIN sales.customers c USING (customer_id) GROUP BY o.status ORDER BY 1",
+    "SELECT o.region, count(*) FROM sales.orders o JOIN sales.customers c USING (customer_id) GROUP BY o.region ORDER BY 1",
 ];
 
 /// Failures and work done, shared by every thread.
@@ -154,10 +154,12 @@ fn fifty_clients_sixteen_readers_a_prewarm_and_refreshes() {
             while Instant::now() + Duration::from_secs(2) < deadline {
                 std::thread::sleep(Duration::from_secs(2));
                 refresh_slot.store(now_ms(), Ordering::Relaxed);
-                let result = generate::commit_empty_snapshot(&catalog).map_err(|e| e.to_string()).and_then(|id| match daemon.refresh() {
-                    Ok(served) if served == id => Ok(()),
-                    Ok(served) => Err(format!("refresh serves {served}, the catalog's newest is {id}")),
-                    Err(e) => Err(e.to_string()),
+                let result = generate::commit_empty_snapshot(&catalog).map_err(|e| e.to_string()).and_then(|id| {
+                    match daemon.refresh() {
+                        Ok(served) if served == id => Ok(()),
+                        Ok(served) => Err(format!("refresh serves {served}, the catalog's newest is {id}")),
+                        Err(e) => Err(e.to_string()),
+                    }
                 });
                 refresh_slot.store(0, Ordering::Relaxed);
                 match result {
@@ -183,7 +185,7 @@ fn fifty_clients_sixteen_readers_a_prewarm_and_refreshes() {
             }
             None
         });
-        clients_rt.block_on(run_clients(&pg, &expected, deadline, &tally));
+        clients_rt.block_on(run_clients(&pg, &expected, deadline, tally));
         // Wait for the other threads, unless the watchdog finds one stuck.
         while started_at.iter().any(|s| s.load(Ordering::Relaxed) != 0) && !watchdog.is_finished() {
             std::thread::sleep(Duration::from_millis(50));
@@ -256,7 +258,9 @@ async fn connect(pg: &tokio_postgres::Config) -> Result<tokio_postgres::Client, 
 
 /// A query's rows as text, one line per row.
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Result<String, String> {
-    let messages = client.simple_query(sql).await.map_err(|e| e.to_string())?;
+    let messages = client.simple_query(sql).await.map_err(|e| {
+        e.as_db_error().map_or_else(|| e.to_string(), |d| format!("{}: {}", d.code().code(), d.message()))
+    })?;
     let mut out = BTreeMap::new();
     for (i, m) in messages.iter().enumerate() {
         if let SimpleQueryMessage::Row(r) = m {
@@ -314,7 +318,9 @@ fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
         })
         .map_or(0, |kib: u64| kib << 10)
 }

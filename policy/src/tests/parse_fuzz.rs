@@ -10,8 +10,22 @@ use crate::Policy;
 
 /// Odd values an editor or a truncated download leaves behind.
 const ODD: [&str; 16] = [
-    "", "\"", "\"\"\"", "[", "[[rule]]", "=", "\u{0}", "ü", "\"99999999999999999999999GiB\"", "-1", "1e400",
-    "\"*/0 * * * *\"", "\"61 25 * * *\"", "\"**.**\"", "{ pii = 1 }", "[\"a\", 3]",
+    "",
+    "\"",
+    "\"\"\"",
+    "[",
+    "[[rule]]",
+    "=",
+    "\u{0}",
+    "ü",
+    "\"99999999999999999999999GiB\"",
+    "-1",
+    "1e400",
+    "\"*/0 * * * *\"",
+    "\"61 25 * * *\"",
+    "\"**.**\"",
+    "{ pii = 1 }",
+    "[\"a\", 3]",
 ];
 
 #[derive(Debug, Clone)]
@@ -46,7 +60,7 @@ fn boundary(text: &str, at: usize) -> usize {
 
 fn apply(text: &str, e: &Edit) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let n = lines.len().max(1);
+    let n = lines.len();
     match *e {
         Edit::DeleteChar(at) => {
             let mut s = text.to_string();
@@ -62,6 +76,7 @@ fn apply(text: &str, e: &Edit) -> String {
             return s;
         }
         Edit::Truncate(at) => return text[..boundary(text, at)].to_string(),
+        _ if n == 0 => return text.to_string(),
         Edit::ReplaceValue(line, v) => {
             let l = &mut lines[line % n];
             if let Some((key, _)) = l.split_once('=') {
