@@ -304,10 +304,7 @@ fn another_user_cannot_use_the_control_socket() {
     chmod(&state.join("control.sock"), 0o666);
     let (code, err) = as_nobody();
     assert_ne!(code, Some(0), "{err}");
-    assert!(
-        err.contains("closed the connection") || err.contains("reset by peer"),
-        "the daemon must refuse another uid: {err}"
-    );
+    assert!(err.contains("closed the connection before answering"), "the daemon must refuse another uid: {err}");
     // The owner still gets in.
     assert_eq!(warmlake(&["status", "--config", &lake.config]).code, 0);
     daemon.stop();

@@ -41,6 +41,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The socket's file name inside the state folder.
 pub const SOCKET_NAME: &str = "control.sock";
 
+/// What a client is told when the daemon hangs up before answering.
+const CLOSED_EARLY: &str = "the daemon closed the connection before answering";
+
 /// Longest request line the daemon reads; requests are small, and a bound keeps a confused
 /// client from growing the daemon's memory.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -204,7 +207,14 @@ impl Client {
         request: &Request,
         mut on_event: impl FnMut(serde_json::Value),
     ) -> Result<serde_json::Value, ControlError> {
-        let io = |source| ControlError::Io { socket: self.socket.clone(), source };
+        let io = |source: std::io::Error| match source.kind() {
+            // The daemon hung up (it refuses other users' connections, or it is stopping): say
+            // so the same way whenever the hang-up is noticed, while writing or reading.
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                ControlError::Protocol(CLOSED_EARLY.into())
+            }
+            _ => ControlError::Io { socket: self.socket.clone(), source },
+        };
         let mut line = serde_json::to_value(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
         if let Some(map) = line.as_object_mut() {
             map.insert("v".into(), PROTOCOL_VERSION.into());
@@ -215,7 +225,7 @@ impl Client {
         loop {
             let mut text = String::new();
             if self.reader.read_line(&mut text).map_err(io)? == 0 {
-                return Err(ControlError::Protocol("the daemon closed the connection before answering".into()));
+                return Err(ControlError::Protocol(CLOSED_EARLY.into()));
             }
             let response: Response =
                 serde_json::from_str(&text).map_err(|e| ControlError::Protocol(format!("{e}: {}", text.trim_end())))?;
