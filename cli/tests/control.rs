@@ -7,29 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_warmlake");
+mod support;
 
-struct Output {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-fn warmlake(args: &[&str]) -> Output {
-    let out = Command::new(BIN).args(args).output().expect("warmlake runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Whether the lake can be mounted here; on CI it must be.
-fn fuse_available() -> bool {
-    let there = Path::new("/dev/fuse").exists();
-    assert!(there || std::env::var("CI").as_deref() != Ok("true"), "FUSE is required on CI");
-    there
-}
+use support::{BIN, fuse_available, warmlake};
 
 /// A generated lake and a config for it (state, cache, mount and an empty policy in `dir`, so
 /// the user's own policy does not leak in).

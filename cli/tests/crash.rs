@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_warmlake");
+mod support;
+
+use support::{BIN, fuse_available, warmlake};
 
 /// Kills per phase: 3 × 8 = 24 kill iterations, the issue asks for at least 20.
 const KILLS_PER_PHASE: usize = 8;
@@ -58,21 +60,6 @@ impl Rng {
     }
 }
 
-struct Output {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-fn warmlake(args: &[&str]) -> Output {
-    let out = Command::new(BIN).args(args).output().expect("warmlake runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
@@ -82,12 +69,6 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Whether FUSE is there; on CI it must be.
-fn fuse_available() -> bool {
-    let there = Path::new("/dev/fuse").exists();
-    assert!(there || std::env::var("CI").as_deref() != Ok("true"), "FUSE is required on CI");
-    there
-}
-
 fn mounted(mnt: &Path) -> bool {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     let needle = format!(" {} ", mnt.display());
