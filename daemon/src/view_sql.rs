@@ -199,13 +199,21 @@ pub fn at_snapshot(lake: &LakeSnapshot) -> LakeSnapshot {
     renamed
 }
 
+/// `text` made safe inside a `--` comment: the catalog's strings (snapshot times, names in
+/// error messages) are not ours, and a line break in one would end the comment and run the
+/// rest as SQL. Every control character becomes a space.
+fn comment_text(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// A DuckDB script that creates one schema per lake schema and one view per table, at the
 /// snapshot `lake` was read at: `duckdb -init lake.sql` then answers as the lake does.
 /// Tables that cannot be expressed are left out with a comment saying why.
 pub fn lake_script(lake: &LakeSnapshot, url: FileUrl<'_>) -> String {
     let mut out = format!(
         "-- warmlake: DuckLake views at snapshot {} ({}); generated, do not edit.\n",
-        lake.snapshot.id, lake.snapshot.time
+        lake.snapshot.id,
+        comment_text(&lake.snapshot.time)
     );
     for schema in &lake.schemas {
         let _ = writeln!(out, "CREATE SCHEMA IF NOT EXISTS {};", ident(schema));
@@ -221,7 +229,7 @@ pub fn lake_script(lake: &LakeSnapshot, url: FileUrl<'_>) -> String {
                 );
             }
             Err(e) => {
-                let _ = writeln!(out, "-- skipped: {}", e.to_string().replace('\n', " "));
+                let _ = writeln!(out, "-- skipped: {}", comment_text(&e.to_string()));
             }
         }
     }

@@ -157,6 +157,24 @@ fn the_pristine_catalog_reads_cleanly() {
     assert!(read_everything(&copy, dir.path()) >= 3);
 }
 
+/// Found by the fuzz above: a line break in a snapshot time ended the script's header comment
+/// and ran the rest as SQL. Kept as a fixed case so it is checked on every run.
+#[test]
+fn a_snapshot_time_cannot_end_the_header_comment() {
+    let p = pristine();
+    let column = p
+        .columns
+        .iter()
+        .position(|(t, c)| t == "ducklake_snapshot" && c == "snapshot_time")
+        .expect("ducklake_snapshot.snapshot_time");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edits: Vec<Overwrite> = (0..4)
+        .map(|row| Overwrite { column, row, value: Value::Text("2026-01-01\nATTACH '/tmp/evil.db';\n".into()) })
+        .collect();
+    let copy = hostile_copy(dir.path(), &edits);
+    read_everything(&copy, dir.path());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
 
