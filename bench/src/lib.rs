@@ -1,8 +1,8 @@
 //! Shared helpers for warmlake's benchmarks (see `bench/README.md`).
 
 pub mod dashboard;
-pub mod latency;
 pub mod local;
+pub mod proxy;
 pub mod remote;
 
 use std::time::{Duration, Instant};

@@ -4,9 +4,10 @@
 //!
 //! The lake is generated once into the local folder, then uploaded; the daemon's config points
 //! the catalog's data path at the bucket (`[lake] data`), so both sides share one catalog and
-//! the same files.
+//! the same files. The daemon reaches the bucket through a [`LatencyProxy`], which gives
+//! loopback a real bucket's round-trip time.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::{GeneratedLake, LakeSpec};
 use warmlake_daemon::store::{CountingStore, Store, StoreConfig, StoreDecorator};
 
-use crate::latency::LatencyStore;
+use crate::proxy::LatencyProxy;
 
 const BUCKET: &str = "lake";
 const ACCESS_KEY: &str = "warmlake-bench";
@@ -59,19 +60,24 @@ impl S3Server {
         Ok(server)
     }
 
-    /// Path-style access with static credentials; plain HTTP is fine on loopback.
-    fn store_config(&self) -> StoreConfig {
-        StoreConfig {
-            options: vec![
-                ("aws_endpoint".into(), format!("http://127.0.0.1:{}", self.port)),
-                ("aws_region".into(), "us-east-1".into()),
-                ("aws_access_key_id".into(), ACCESS_KEY.into()),
-                ("aws_secret_access_key".into(), SECRET_KEY.into()),
-                ("aws_virtual_hosted_style_request".into(), "false".into()),
-            ],
-            allow_http: true,
-            ..StoreConfig::default()
-        }
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// The bucket's store config at `endpoint` (the server, or the proxy in front of it): path-style
+/// access with static credentials; plain HTTP is fine on loopback.
+fn store_config(endpoint: SocketAddr) -> StoreConfig {
+    StoreConfig {
+        options: vec![
+            ("aws_endpoint".into(), format!("http://{endpoint}")),
+            ("aws_region".into(), "us-east-1".into()),
+            ("aws_access_key_id".into(), ACCESS_KEY.into()),
+            ("aws_secret_access_key".into(), SECRET_KEY.into()),
+            ("aws_virtual_hosted_style_request".into(), "false".into()),
+        ],
+        allow_http: true,
+        ..StoreConfig::default()
     }
 }
 
@@ -100,24 +106,26 @@ pub struct RemoteLake {
     pub lake: GeneratedLake,
     /// The newest snapshot, read from the catalog.
     pub snapshot: LakeSnapshot,
-    server: S3Server,
-    latency: Duration,
-    /// The request counter of the daemon's store, under the injected latency (replaced at each
-    /// daemon start).
+    /// In front of `server`; every request of the daemon and of [`RemoteLake::store`] goes
+    /// through it.
+    proxy: LatencyProxy,
+    /// Held for its `Drop`, which stops the server.
+    _server: S3Server,
+    /// The request counter of the daemon's store (replaced at each daemon start).
     wire: Arc<Mutex<Option<Arc<CountingStore>>>>,
     // Last: dropped after the server that serves files from it.
     dir: tempfile::TempDir,
 }
 
 impl RemoteLake {
-    /// Generates `spec` locally, starts `s3s-fs` and uploads the data files to it. Every
-    /// request the daemon makes later waits `latency` first.
-    pub fn new(spec: &LakeSpec, latency: Duration) -> anyhow::Result<RemoteLake> {
+    /// Generates `spec` locally, starts `s3s-fs` and uploads the data files to it (directly),
+    /// and starts a proxy in front of it with a round-trip time of `rtt` for everything else.
+    pub fn new(spec: &LakeSpec, rtt: Duration) -> anyhow::Result<RemoteLake> {
         let crate::BenchLake { dir, lake, snapshot } = crate::generate_lake(spec, &["mnt", "state", "cache"])?;
         let started = Instant::now();
         let server = S3Server::start(&dir.path().join("s3"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        let store = Store::open(&format!("s3://{BUCKET}/data"), &server.store_config())?;
+        let store = Store::open(&format!("s3://{BUCKET}/data"), &store_config(server.addr()))?;
         let mut files = Vec::new();
         relative_files(&lake.data_dir, &lake.data_dir, &mut files)?;
         for f in &files {
@@ -126,22 +134,14 @@ impl RemoteLake {
             runtime.block_on(store.object_store().put(&store.path(&key)?, bytes::Bytes::from(bytes).into()))?;
         }
         eprintln!("uploaded {} files to s3s-fs in {:.1} s", files.len(), started.elapsed().as_secs_f64());
-        Ok(RemoteLake { runtime, lake, snapshot, server, latency, wire: Arc::default(), dir })
+        let proxy = LatencyProxy::start(runtime.handle(), server.addr(), rtt, None)?;
+        Ok(RemoteLake { runtime, lake, snapshot, proxy, _server: server, wire: Arc::default(), dir })
     }
 
-    /// A handle on the bucket's data folder with the daemon's store identity, to name its
-    /// objects in the daemon's cache.
+    /// The bucket's data folder through the proxy, as the daemon sees it (same store identity,
+    /// so it also names the daemon's objects in its cache): the baseline for plain ranged GETs.
     pub fn store(&self) -> anyhow::Result<Store> {
-        Ok(Store::open(&format!("s3://{BUCKET}/data"), &self.server.store_config())?)
-    }
-
-    /// [`RemoteLake::store`] with the same injected latency as the daemon's store: the baseline
-    /// for plain ranged GETs.
-    pub fn latent_store(&self) -> anyhow::Result<Store> {
-        let latency = self.latency;
-        Ok(Store::open_decorated(&format!("s3://{BUCKET}/data"), &self.server.store_config(), |inner| {
-            Arc::new(LatencyStore::new(inner, latency)) as Arc<dyn ObjectStore>
-        })?)
+        Ok(Store::open(&format!("s3://{BUCKET}/data"), &store_config(self.proxy.addr()))?)
     }
 
     /// Where the daemon mounts the lake.
@@ -151,7 +151,7 @@ impl RemoteLake {
 
     /// The daemon's config: data in the bucket, the mount, no SQL socket (queries here run in
     /// process over the mount's `lake.sql`), an empty policy file (a user's own policy must not
-    /// change what is measured), and a store that waits `latency` before every request.
+    /// change what is measured), and the bucket through the proxy, its requests counted.
     fn config(&self) -> anyhow::Result<Config> {
         let dir = self.dir.path();
         let text = format!(
@@ -166,10 +166,10 @@ impl RemoteLake {
             policy = dir.join("policy.toml").display(),
         );
         let mut config = Config::parse(&text, &dir.join("config.toml"))?;
-        config.store = self.server.store_config();
-        let (latency, wire) = (self.latency, Arc::clone(&self.wire));
+        config.store = store_config(self.proxy.addr());
+        let wire = Arc::clone(&self.wire);
         config.store.decorate = Some(StoreDecorator(Arc::new(move |inner| {
-            let counting = Arc::new(CountingStore::new(Arc::new(LatencyStore::new(inner, latency))));
+            let counting = Arc::new(CountingStore::new(inner));
             *wire.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&counting));
             counting as Arc<dyn ObjectStore>
         })));

@@ -140,6 +140,19 @@ fn render_status(s: &Value) -> String {
             next.first().and_then(Value::as_str).unwrap_or("?")
         );
     }
+    for job in s["prewarm_running"].as_array().into_iter().flatten() {
+        let p = &job["progress"];
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        out += &format!(
+            "prewarm   running: {}, {} of {} files, {} of {}{}\n",
+            job["name"].as_str().unwrap_or("?"),
+            n("files_done"),
+            n("files_total"),
+            bytes(n("bytes_done")),
+            bytes(n("bytes_total")),
+            if job["resumed"].as_bool() == Some(true) { " (resumed: the last run did not finish)" } else { "" }
+        );
+    }
     out += &format!("mount     {}\n", s["mount"].as_str().unwrap_or("none"));
     match (s["sql_socket"].as_str(), s["sql_unavailable"].as_str()) {
         (Some(socket), _) => match crate::sql_client::psql_target(std::path::Path::new(socket)) {
@@ -246,6 +259,10 @@ pub struct PrewarmArgs {
     /// Pin what is fetched: the cache's budget evicts it last (`warmlake unpin` undoes it).
     #[arg(long)]
     pin: bool,
+    /// Fetch the files of this snapshot (one the daemon keeps: see `ls .snapshots`) instead
+    /// of the one it serves.
+    #[arg(long)]
+    snapshot: Option<i64>,
     #[command(flatten)]
     common: Common,
 }
@@ -290,7 +307,7 @@ pub fn prewarm(args: PrewarmArgs) -> anyhow::Result<()> {
         );
         bar
     });
-    let request = Request::Prewarm { tables: args.tables, columns, pin: args.pin };
+    let request = Request::Prewarm { tables: args.tables, columns, pin: args.pin, snapshot: args.snapshot };
     let result = args.common.request(&request, |event| {
         let n = |k: &str| event[k].as_u64().unwrap_or(0);
         if json {

@@ -446,6 +446,27 @@ fn after_kill(setup: &Setup, allowed: &[i64], tally: &mut Tally, seed: u64) -> (
     (indexed, mirror, daemon)
 }
 
+/// Waits until no prewarm job runs and at least `full_bytes` are cached: a restarted daemon
+/// finishes the prewarm its predecessor was killed in (within a minute).
+fn wait_for_prewarms(setup: &Setup, full_bytes: u64, seed: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(setup, seed);
+        let running = s["prewarm_running"].as_array().map_or(0, Vec::len);
+        let stored = s["cache"]["bytes_stored"].as_u64().unwrap_or(0);
+        if running == 0 && stored >= full_bytes {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: the interrupted prewarm was not finished by the restarted daemon: {stored} of {full_bytes} \
+             bytes cached, jobs running: {}",
+            s["prewarm_running"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `op` (a CLI command against the daemon) and kills the daemon after `delay`.
 fn kill_during(daemon: Daemon, op: &[&str], delay: Duration) {
     let mut client = Command::new(BIN).args(op).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("client");
@@ -494,6 +515,7 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
 
     // (a) Prewarm from an empty cache, killed part-way.
     let mut partial_prewarms = 0;
+    let mut resumed_prewarms = 0;
     for i in 0..KILLS_PER_PHASE {
         let evict = warmlake(&["evict", "--config", cfg, "--all"]);
         assert_eq!(evict.code, 0, "seed {seed}: {}", evict.err);
@@ -503,6 +525,12 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
         daemon = restarted;
         let cached: u64 = indexed.values().sum();
         partial_prewarms += u64::from(cached > 0 && cached < full_bytes);
+        if cached > 0 {
+            // The job had started (its journal entry is written before its first fetch): the
+            // restarted daemon runs it again to its end.
+            resumed_prewarms += u64::from(cached < full_bytes);
+            wait_for_prewarms(&setup, full_bytes, seed);
+        }
         let seen = look(&setup, &[], &mut tally, seed);
         assert_eq!(seen, baseline, "seed {seed}: prewarm kill {i} after {delay:?}");
     }
@@ -590,7 +618,7 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
         "crash summary: seed {seed}, {kills} kill -9 iterations (prewarm {KILLS_PER_PHASE}, refresh {KILLS_PER_PHASE}, \
          policy purge {KILLS_PER_PHASE}); {} stale mounts cleared by the restarted daemon; {} files ({} bytes) read \
          through the mount equal to their source (sha256); {} index pieces ({} bytes) checked against CRC32C and \
-         source after the kills; prewarms cut part-way {partial_prewarms}; mirror after refresh kills {mirror_at:?}; \
+         source after the kills; prewarms cut part-way {partial_prewarms}, of which completed by the restarted daemon {resumed_prewarms}; mirror after refresh kills {mirror_at:?}; \
          purges interrupted with bytes left {left_behind}; kill windows: prewarm {prewarm_time:?}, refresh \
          {refresh_window:?}, policy {purge_window:?}",
         tally.stale_mounts_cleared,

@@ -452,6 +452,12 @@ impl Cache {
         len: u64,
         opts: ReadOptions,
     ) -> Result<Bytes, CacheError> {
+        let end = offset.saturating_add(len).min(object.size);
+        if offset < end
+            && let Some(bytes) = self.hit_here(object, offset..end, opts)?
+        {
+            return Ok(bytes);
+        }
         self.block_on(self.read(object, offset, len, opts))?
     }
 
@@ -664,7 +670,7 @@ impl Cache {
         for attempt in 0..4 {
             // 1. What is cached (nothing counts for read-through: those bytes must not exist).
             let lookup = if read_through {
-                disk::Lookup { pieces: Vec::new(), gaps: vec![range.clone()], present: RangeSet::new() }
+                disk::Lookup::missing(range.clone())
             } else {
                 let (k, r, t, size) = (key.clone(), range.clone(), table.clone(), object.size);
                 let found = self
@@ -680,17 +686,12 @@ impl Cache {
                     // store, as a full cache does. Its flights store what they can.
                     Err(e) => {
                         tracing::warn!(key, error = %e, "cache unusable for this read; reading from the store");
-                        disk::Lookup { pieces: Vec::new(), gaps: vec![range.clone()], present: RangeSet::new() }
+                        disk::Lookup::missing(range.clone())
                     }
                 }
             };
             if lookup.gaps.is_empty() {
-                let served: u64 = range.end - range.start;
-                self.inner.disk.metrics.record(
-                    table.as_deref(),
-                    Counters { hits: u64::from(want), bytes_served_from_cache: served, ..Counters::default() },
-                );
-                return if want { assemble(&range, &lookup.pieces, &[]).map(Some) } else { Ok(None) };
+                return self.hit(object, &range, &lookup.pieces, want);
             }
             // 2. Join or start flights for the gaps.
             let flights = match self.flights_for(object, &key, &lookup, opts, units, attempt < 3) {
@@ -711,6 +712,72 @@ impl Cache {
             return if want { assemble(&range, &lookup.pieces, &fetched).map(Some) } else { Ok(None) };
         }
         Err(CacheError::Internal(format!("read of {key} kept racing with stores")))
+    }
+
+    /// Counts a read served whole from the cache and, when `want` is set, assembles its bytes.
+    fn hit(
+        &self,
+        object: &ObjectRef,
+        range: &Range<u64>,
+        pieces: &[disk::ReadPiece],
+        want: bool,
+    ) -> Result<Option<Bytes>, CacheError> {
+        self.inner.disk.metrics.record(
+            object.table.as_deref(),
+            Counters { hits: u64::from(want), bytes_served_from_cache: range.end - range.start, ..Counters::default() },
+        );
+        if want { assemble(range, pieces, &[]).map(Some) } else { Ok(None) }
+    }
+
+    /// Answers a read on the calling thread when every byte of it is cached and the object's
+    /// layout is already known, else `None` (the caller takes the async path). On the mount
+    /// most reads are such hits (every page of a chunk after its first), and a trip through
+    /// the runtime, two thread hand-offs, costs more than the copy itself.
+    fn hit_here(&self, object: &ObjectRef, range: Range<u64>, opts: ReadOptions) -> Result<Option<Bytes>, CacheError> {
+        if opts.persist == Persist::ReadThrough {
+            return Ok(None);
+        }
+        let key = object.cache_key();
+        if !self.inner.disk.covers(&key, object.size, &range) {
+            return Ok(None);
+        }
+        let layout = match object.kind {
+            ObjectKind::Parquet { .. } => match self.layouts().get(&key) {
+                Some(LayoutSlot::Known(l)) => Some(l.clone()),
+                Some(LayoutSlot::Unusable) => None,
+                None => return Ok(None),
+            },
+            ObjectKind::EncryptedParquet | ObjectKind::Other => None,
+        };
+        let lookup = self.inner.disk.lookup(&key, range.clone(), opts.pin, object.table.as_deref())?;
+        if !lookup.gaps.is_empty() {
+            return Ok(None); // a piece failed its checksum and was dropped: refetch it
+        }
+        if let (Priority::Demand, Some(layout), Some(table)) = (opts.priority, &layout, &object.table) {
+            self.record_heat(table, layout, range.clone());
+        }
+        self.hit(object, &range, &lookup.pieces, true)
+    }
+
+    /// The cached, verified bytes from `from` on, to the end of the column chunk (or footer)
+    /// that the byte before `from` lies in, at most `limit` of them and stopping at the first
+    /// byte not cached: what a reader that has just read up to `from` reads next. The mount
+    /// pushes them into the kernel's page cache, so that reader's next pages cost no request.
+    /// `None` when the layout is not known yet or nothing after `from` is cached. Blocking.
+    pub fn cached_rest_of_unit(&self, object: &ObjectRef, from: u64, limit: u64) -> Option<Bytes> {
+        let key = object.cache_key();
+        let layout = match self.layouts().get(&key) {
+            Some(LayoutSlot::Known(l)) => l.clone(),
+            _ => return None,
+        };
+        let unit = layout.unit_at(from.checked_sub(1)?)?;
+        let end = unit.end.min(from.saturating_add(limit));
+        let run = self.inner.disk.present_run(&key, object.size, from..end)?;
+        let lookup = self.inner.disk.lookup(&key, run.clone(), false, object.table.as_deref()).ok()?;
+        if !lookup.gaps.is_empty() {
+            return None;
+        }
+        assemble(&run, &lookup.pieces, &[]).ok()
     }
 
     /// Finds flights covering `lookup.gaps` and starts new ones for the rest. Returns `None`
@@ -757,9 +824,10 @@ impl Cache {
                 block: cfg.block_size,
                 max_fetch: cfg.max_fetch,
                 coalesce_gap: cfg.coalesce_gap,
+                page: sys::page_size(),
             };
             let borrowed = units.as_units();
-            for r in plan::plan(&uncovered, &lookup.present, &borrowed, &lim) {
+            for r in plan::plan(&uncovered, &lookup.read, &lookup.present, &borrowed, &lim) {
                 let flight = self.start_flight(object, key, r, opts, units);
                 existing.push(flight.clone());
                 chosen.push(flight);

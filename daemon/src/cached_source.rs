@@ -61,7 +61,17 @@ impl ObjectSource for CachedSource {
         let target = self.cache_object(object);
         self.cache.layout_blocking(&target, options(object)).map_err(|e| source_error(object, e))
     }
+
+    /// The cached rest of the column chunk (or footer) the read ended in.
+    fn read_ahead(&self, object: &ObjectRef, from: u64) -> Option<Vec<u8>> {
+        let target = self.cache_object(object);
+        self.cache.cached_rest_of_unit(&target, from, READ_AHEAD_LIMIT).map(|b| b.to_vec())
+    }
 }
+
+/// Most bytes offered for the page cache after one read: a column chunk is usually smaller
+/// (DuckDB writes row groups of ~122,880 rows), and this bounds the copy one read triggers.
+const READ_AHEAD_LIMIT: u64 = 8 << 20;
 
 fn source_error(object: &ObjectRef, e: CacheError) -> SourceError {
     let key = object.key.clone();

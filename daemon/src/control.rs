@@ -91,6 +91,9 @@ pub enum Request {
         /// Pin what is prewarmed: the budget evicts it last (`warmlake pin`).
         #[serde(default)]
         pin: bool,
+        /// A kept snapshot to prewarm instead of the one served.
+        #[serde(default)]
+        snapshot: Option<i64>,
     },
     /// Unpin every cached byte of `tables` (`schema.table`); the result is
     /// `{"unpinned_bytes"}`.

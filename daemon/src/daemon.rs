@@ -88,6 +88,8 @@ pub struct Status {
     pub sql_socket: Option<PathBuf>,
     /// The next scheduled prewarm: when (RFC 3339) and which jobs, while `run` is running.
     pub next_prewarm: Option<(String, Vec<String>)>,
+    /// Prewarm jobs running now, with their progress.
+    pub prewarm_running: Vec<crate::jobs::RunningJob>,
     /// The SQL TCP listener (`127.0.0.1:<port>`), when `[sql] tcp = true`.
     pub sql_tcp: Option<String>,
     /// Why there is no SQL socket although the config asks for one.
@@ -141,7 +143,10 @@ pub struct Daemon {
     catalog_changed: Arc<tokio::sync::Notify>,
     _catalog_watch: Option<crate::file_watch::FileWatch>,
     /// Names of prewarm jobs running now: a job is never started twice at once.
-    prewarming: Mutex<std::collections::BTreeSet<String>>,
+    /// Prewarm jobs running, and the journal of unfinished ones (resumed at start).
+    jobs: Arc<crate::jobs::Jobs>,
+    /// Cancelled when `run` begins to shut down: running jobs stop, as interrupted.
+    stopping: CancellationToken,
     mount: Mutex<Option<warmlake_fuse_mount::Mount>>,
     sql: Mutex<Option<SqlService>>,
     status: Mutex<Status>,
@@ -188,6 +193,7 @@ impl Daemon {
             mount: config.mount.clone(),
             sql_socket: None,
             next_prewarm: None,
+            prewarm_running: Vec::new(),
             sql_tcp: None,
             sql_unavailable: None,
             cache: None,
@@ -239,6 +245,7 @@ impl Daemon {
         let tree = Arc::new(LakeTree::new(tree_root, source));
         let catalog = CatalogLocation::parse(&config.catalog);
         let catalog_changed = Arc::new(tokio::sync::Notify::new());
+        let jobs = Arc::new(crate::jobs::Jobs::open(&config.state_dir));
         let daemon = Daemon {
             config,
             runtime,
@@ -249,7 +256,8 @@ impl Daemon {
             tree,
             cache,
             store,
-            prewarming: Mutex::new(std::collections::BTreeSet::new()),
+            jobs,
+            stopping: CancellationToken::new(),
             _catalog_watch: watch_catalog(&catalog, &catalog_changed),
             catalog_changed,
             mount: Mutex::new(None),
@@ -263,7 +271,7 @@ impl Daemon {
         lock(&daemon.status).policy_purged_bytes += purged;
         if let Some(path) = &daemon.config.mount {
             let tree: Arc<dyn warmlake_fuse_mount::Tree> = daemon.tree.clone();
-            let m = warmlake_fuse_mount::mount(tree, path, &mount_options())?;
+            let m = warmlake_fuse_mount::mount(tree, path, &mount_options(daemon.cache.is_some()))?;
             tracing::info!(mount = %path.display(), "lake mounted");
             *lock(&daemon.mount) = Some(m);
         }
@@ -306,9 +314,9 @@ impl Daemon {
         Ok(())
     }
 
-    /// Prewarms `request` on the snapshot served now, under the policy in force (tables that
-    /// may not be stored are skipped and reported). `progress` is called after each file;
-    /// `cancel` stops the job between files. Runs on the async runtime.
+    /// Prewarms `request` on the snapshot served now (or the kept one it names), under the
+    /// policy in force (tables that may not be stored are skipped and reported). `progress` is
+    /// called after each file; `cancel` stops the job between files. Runs on the async runtime.
     pub async fn prewarm(
         &self,
         request: &PrewarmRequest,
@@ -321,26 +329,58 @@ impl Daemon {
         let governed = {
             let policy = self.policy();
             let served = lock(&self.served).clone();
-            match served {
-                Some((current, _)) => governance::govern(&policy, &current),
-                None => Governed::unrestricted(LakeSnapshot::default()),
+            match (served, request.snapshot) {
+                (Some((current, _)), None) => governance::govern(&policy, &current),
+                (Some((current, kept)), Some(id)) => {
+                    let Some(at) = kept.iter().chain([&current]).find(|s| s.snapshot.id == id) else {
+                        let kept = kept.iter().map(|s| s.snapshot.id).collect();
+                        return Err(PrewarmError::SnapshotNotKept { id, kept });
+                    };
+                    governance::govern(&policy, at)
+                }
+                (None, _) => Governed::unrestricted(LakeSnapshot::default()),
             }
         };
         prewarm::prewarm(cache, store, &governed, request, progress, cancel).await
     }
 
-    /// Runs the prewarm job `name` unless it is already running (a schedule that fires again
-    /// while its last run is still going does nothing). Logs its outcome.
-    async fn run_job(&self, name: &str, request: &PrewarmRequest, cancel: &CancellationToken) {
-        if !lock(&self.prewarming).insert(name.to_string()) {
-            tracing::info!(job = name, "prewarm job still running; this run is skipped");
-            return;
-        }
-        tracing::info!(job = name, "prewarm started");
+    /// Runs `request` as the job `name`, refused while a job of that name runs (a schedule that
+    /// fires again while its last run is still going, a second identical `warmlake prewarm`).
+    /// The job shows in status while it runs, and stays in the journal until it finishes, so a
+    /// daemon that dies or stops meanwhile runs it again at its next start. A cancel through
+    /// `cancel` ends it for good; the daemon's shutdown, as interrupted.
+    pub async fn prewarm_job(
+        &self,
+        name: &str,
+        request: &PrewarmRequest,
+        progress: &(dyn Fn(&PrewarmProgress) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<PrewarmReport, PrewarmError> {
+        let job = self.jobs.begin(name, request)?;
+        let either = cancel.child_token();
+        let (stopping, forward) = (self.stopping.clone(), either.clone());
+        let link = tokio::spawn(async move {
+            stopping.cancelled().await;
+            forward.cancel();
+        });
+        let tracked = |p: &PrewarmProgress| {
+            job.progress(p);
+            progress(p);
+        };
+        let result = self.prewarm(request, &tracked, &either).await;
+        link.abort();
+        job.end(!self.stopping.is_cancelled());
+        result
+    }
+
+    /// Runs the background job `name` (scheduled, hot, or resumed) and logs its outcome.
+    async fn run_job(&self, name: &str, request: &PrewarmRequest) {
         let logged = |p: &PrewarmProgress| {
             tracing::debug!(job = name, files = p.files_done, of = p.files_total, bytes = p.bytes_done, "prewarm");
         };
-        match self.prewarm(request, &logged, cancel).await {
+        tracing::info!(job = name, "prewarm started");
+        match self.prewarm_job(name, request, &logged, &CancellationToken::new()).await {
+            Ok(r) if r.cancelled => tracing::info!(job = name, "prewarm interrupted; it resumes at the next start"),
             Ok(r) => tracing::info!(
                 job = name,
                 files = r.progress.files_done,
@@ -349,9 +389,9 @@ impl Daemon {
                 skipped = r.skipped.len(),
                 "prewarm done"
             ),
+            Err(PrewarmError::Busy(e)) => tracing::info!(job = name, "{e}; this run is skipped"),
             Err(e) => tracing::warn!(job = name, error = %e, "prewarm failed"),
         }
-        lock(&self.prewarming).remove(name);
     }
 
     /// Drops cached bytes older than the policy's `max_age`. Blocking; errors are logged.
@@ -543,8 +583,7 @@ impl Daemon {
     fn update_status(&self) {
         let json = {
             let mut s = lock(&self.status);
-            s.cache = self.cache.as_ref().map(Cache::stats);
-            s.policy_error = self.policy_source.last_error();
+            self.fill_live(&mut s);
             serde_json::to_value(&*s).unwrap_or_default()
         };
         self.tree.set_status(&json);
@@ -592,9 +631,15 @@ impl Daemon {
     /// A snapshot of the daemon's status.
     pub fn status(&self) -> Status {
         let mut s = lock(&self.status).clone();
+        self.fill_live(&mut s);
+        s
+    }
+
+    /// The parts of the status read fresh at each report rather than kept up to date.
+    fn fill_live(&self, s: &mut Status) {
         s.cache = self.cache.as_ref().map(Cache::stats);
         s.policy_error = self.policy_source.last_error();
-        s
+        s.prewarm_running = self.jobs.running();
     }
 
     /// Re-reads the policy files now and applies the result (instead of waiting for the
@@ -644,13 +689,16 @@ impl Daemon {
         let mut policies = daemon.policy_source.subscribe();
         let mut policy_live = true;
         let catalog_changed = Arc::clone(&daemon.catalog_changed);
-        // Background prewarm jobs: cancelled and awaited at shutdown.
+        // Background prewarm jobs: stopped (`stopping`) and awaited at shutdown.
         let jobs = tokio_util::task::TaskTracker::new();
-        let stop_jobs = CancellationToken::new();
         let spawn_job = |name: String, request: PrewarmRequest| {
-            let (d, cancel) = (Arc::clone(&daemon), stop_jobs.clone());
-            jobs.spawn(async move { d.run_job(&name, &request, &cancel).await });
+            let d = Arc::clone(&daemon);
+            jobs.spawn(async move { d.run_job(&name, &request).await });
         };
+        for (name, request) in daemon.jobs.interrupted() {
+            tracing::info!(job = name, "resuming a prewarm the last run did not finish");
+            spawn_job(name, request);
+        }
         tokio::pin!(shutdown);
         let mut planner = scheduler::Planner::default();
         loop {
@@ -712,8 +760,8 @@ impl Daemon {
             }
         }
         tracing::info!("shutting down");
+        daemon.stopping.cancel();
         control.stop().await;
-        stop_jobs.cancel();
         jobs.close();
         jobs.wait().await;
         let daemon = Arc::try_unwrap(daemon).map_err(|_| DaemonError::Task("a refresh is still running".into()))?;
@@ -749,7 +797,7 @@ fn data_source(
     Ok((Arc::new(CachedSource::new(cache.clone(), store.clone())), Some((cache, store)), file_root))
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
@@ -807,13 +855,15 @@ fn read_kept(
     Ok((current, kept))
 }
 
-/// How the lake is mounted: with the kernel's usual 128 KiB readahead rather than the 1 MiB
-/// `max_read`. Every byte the kernel reads ahead is a byte the cache fetches (widened to its
-/// whole column chunk) when it lands in a chunk no query reads; a small window keeps that waste
-/// low, and Parquet readers read whole column chunks anyway, which still arrive as `max_read`
-/// requests. Measured in `bench/` (the `cache` benchmark).
-fn mount_options() -> warmlake_fuse_mount::MountOptions {
-    warmlake_fuse_mount::MountOptions { readahead: 128 << 10, ..warmlake_fuse_mount::MountOptions::default() }
+/// How the lake is mounted. Read through the cache (`cached`), with readahead off: every byte
+/// the kernel reads ahead is a byte the cache fetches, widened to its whole column chunk, and
+/// past the end of the chunk a reader wants lies a chunk of a column the query may never read.
+/// The kernel then asks for one page at a time, and the cache puts the cached rest of the chunk
+/// in the page cache after each read instead ([`crate::tree::ObjectSource::read_ahead`]). A
+/// lake on local disk keeps the kernel's usual 128 KiB window. Measured in `bench/` (`cache`).
+fn mount_options(cached: bool) -> warmlake_fuse_mount::MountOptions {
+    let readahead = if cached { 0 } else { 128 << 10 };
+    warmlake_fuse_mount::MountOptions { readahead, ..warmlake_fuse_mount::MountOptions::default() }
 }
 
 /// Watches a catalog that is a local file (with the journal files its database writes beside

@@ -7,7 +7,8 @@
 //! column chunk ranges), then the chosen columns' chunks are fetched at background priority
 //! (demand reads keep their own request slots), `FILES_AT_ONCE` files at a time. Ranges
 //! already cached are not fetched again, so a job is idempotent and an interrupted one simply
-//! runs again. Delete files are small and always needed: they are fetched whole.
+//! runs again (the daemon reruns the jobs it did not finish when it next starts: `jobs.rs`).
+//! Delete files are small and always needed: they are fetched whole.
 //!
 //! `hot` columns are the columns people read lately: every demand read through the cache (the
 //! mount, and the SQL socket, which reads through the mount) scores the columns it touches,
@@ -44,6 +45,9 @@ pub struct PrewarmRequest {
     pub columns: ColumnSelection,
     /// Pin what is fetched (and what was cached already): the budget evicts it last.
     pub pin: bool,
+    /// The snapshot whose files to fetch: one the daemon keeps (`[refresh] keep_snapshots`);
+    /// the one it serves when None.
+    pub snapshot: Option<i64>,
 }
 
 /// How far a job has got, reported after each file.
@@ -80,6 +84,15 @@ pub enum PrewarmError {
     LocalLake(String),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// A job of the same name is running.
+    #[error(transparent)]
+    Busy(#[from] crate::jobs::JobError),
+    /// The snapshot asked for is not one the daemon keeps.
+    #[error(
+        "snapshot {id} is not kept by the daemon (kept: {kept:?}); keep more with [refresh] keep_snapshots in \
+         the config (a policy's keep_snapshots can only lower it)"
+    )]
+    SnapshotNotKept { id: i64, kept: Vec<i64> },
 }
 
 /// One file to prewarm: the object and which field ids of it (None: the whole object).
@@ -107,7 +120,7 @@ fn selected_fields(cache: &Cache, table: &TableDef, qualified: &str, columns: &C
     out
 }
 
-/// Plans `request` over `governed` (the served snapshot under the policy in force).
+/// Plans `request` over `governed` (the snapshot asked for, under the policy in force).
 fn plan(
     cache: &Cache,
     store: &Store,
@@ -264,5 +277,5 @@ pub fn eta(p: &PrewarmProgress) -> Option<Duration> {
 /// A request for the whole of every table `tables` names (`all` columns).
 pub fn all_columns(tables: &[&str]) -> Result<PrewarmRequest, String> {
     let tables = tables.iter().map(|t| QualifiedGlob::new(t)).collect::<Result<Vec<_>, _>>()?;
-    Ok(PrewarmRequest { tables, columns: ColumnSelection::All, pin: false })
+    Ok(PrewarmRequest { tables, columns: ColumnSelection::All, pin: false, snapshot: None })
 }

@@ -38,7 +38,7 @@ pub const LATE_AFTER: Duration = Duration::from_secs(60);
 /// Hot columns of every table.
 pub fn hot_everywhere() -> PrewarmRequest {
     let all = QualifiedGlob::new("*.*").map(|g| vec![g]).unwrap_or_default();
-    PrewarmRequest { tables: all, columns: ColumnSelection::Hot, pin: false }
+    PrewarmRequest { tables: all, columns: ColumnSelection::Hot, pin: false, snapshot: None }
 }
 
 /// The parsed calendar files of a policy's calendar jobs, keyed by the path as written in the
@@ -187,7 +187,7 @@ impl Planner {
 
 /// The request a policy job makes.
 pub fn request(job: &PrewarmJob) -> PrewarmRequest {
-    PrewarmRequest { tables: job.tables.clone(), columns: job.columns.clone(), pin: false }
+    PrewarmRequest { tables: job.tables.clone(), columns: job.columns.clone(), pin: false, snapshot: None }
 }
 
 #[cfg(test)]

@@ -66,6 +66,14 @@ pub trait ObjectSource: Send + Sync + 'static {
     /// The object's Parquet layout (column chunk ranges by field id), or `None` when it is not
     /// a Parquet file that can be parsed. Used to refuse reads of denied columns.
     fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError>;
+
+    /// Bytes from `from` on that the source already holds on this machine and a reader that
+    /// has just read up to `from` will likely read next (the mount puts them in the page cache
+    /// ahead of it). Never fetches. Default: none.
+    fn read_ahead(&self, object: &ObjectRef, from: u64) -> Option<Vec<u8>> {
+        let _ = (object, from);
+        None
+    }
 }
 
 /// Reads objects straight from a local data root (a lake on local disk needs no cache).
@@ -413,18 +421,41 @@ impl OpenFile for OpenObject {
         if offset >= self.object.size {
             return Ok(Vec::new());
         }
-        // The policy in force now, not the one the file was opened under.
-        let access = match self.access.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
-        let Some(rules) = access.rules_for(&self.object.table) else {
+        let Some(object) = self.current() else {
             return Err(TreeError::PermissionDenied {
                 path: self.path.clone(),
                 reason: format!("the policy denies {}", self.object.table),
             });
         };
-        let object = if rules.store == self.object.store && rules.denied_fields == self.object.denied_fields {
+        if !object.denied_fields.is_empty() {
+            self.check_allowed(&object, offset, u64::from(len))?;
+        }
+        self.source.read(&object, offset, u64::from(len)).map_err(|e| self.tree_error(e))
+    }
+
+    /// What the source holds locally after the read, when the policy lets this file's bytes
+    /// rest on the machine and denies none of its columns (such a file is read with direct I/O
+    /// anyway, and pages of it must not be filled ahead of a check).
+    fn read_ahead(&self, offset: u64, len: u32) -> Option<(u64, Vec<u8>)> {
+        let object = self.current()?;
+        if !object.store || !object.denied_fields.is_empty() {
+            return None;
+        }
+        let from = offset.saturating_add(u64::from(len)).min(object.size);
+        self.source.read_ahead(&object, from).map(|bytes| (from, bytes))
+    }
+}
+
+impl OpenObject {
+    /// The object under the policy in force now, not the one the file was opened under; `None`
+    /// when the policy now denies its table.
+    fn current(&self) -> Option<std::borrow::Cow<'_, ObjectRef>> {
+        let access = match self.access.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        let rules = access.rules_for(&self.object.table)?;
+        Some(if rules.store == self.object.store && rules.denied_fields == self.object.denied_fields {
             std::borrow::Cow::Borrowed(&self.object)
         } else {
             std::borrow::Cow::Owned(ObjectRef {
@@ -432,15 +463,9 @@ impl OpenFile for OpenObject {
                 denied_fields: rules.denied_fields,
                 ..self.object.clone()
             })
-        };
-        if !object.denied_fields.is_empty() {
-            self.check_allowed(&object, offset, u64::from(len))?;
-        }
-        self.source.read(&object, offset, u64::from(len)).map_err(|e| self.tree_error(e))
+        })
     }
-}
 
-impl OpenObject {
     /// Refuses a read that touches a column chunk of a denied column. A file whose layout
     /// cannot be known is refused whole: failing closed is the only safe answer.
     fn check_allowed(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<(), TreeError> {

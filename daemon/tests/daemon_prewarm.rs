@@ -27,7 +27,11 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
     let Some(remote) = RemoteLake::new(&spec) else { return };
     let policy_file = remote.tmp.path().join("policy.toml");
     std::fs::write(&policy_file, "").expect("policy");
-    let cfg = remote.config_with(&format!("[policy]\nfile = \"{}\"\n", policy_file.display()));
+    // Every snapshot kept, so a prewarm can name one whose files differ from the current ones.
+    let cfg = remote.config_with(&format!(
+        "[policy]\nfile = \"{}\"\n[refresh]\nkeep_snapshots = 1000\n",
+        policy_file.display()
+    ));
     let rt = &remote.rt;
     let daemon = Daemon::start(cfg, rt.handle().clone()).expect("daemon starts");
     let cache = daemon.cache().expect("remote lake has a cache").clone();
@@ -80,6 +84,7 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
         tables: vec![QualifiedGlob::new("web.*").expect("glob")],
         columns: ColumnSelection::Hot,
         pin: false,
+        snapshot: None,
     };
     let warmed = rt.block_on(daemon.prewarm(&hot_request, &|_| {}, &CancellationToken::new())).expect("hot");
     assert!(warmed.progress.bytes_fetched > 0, "{warmed:?}");
@@ -123,12 +128,56 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
     assert_eq!(cache.stats().bytes_stored, 0, "unpinned, they go too");
 
     // A table the policy does not let be stored is skipped, not fetched.
-    std::fs::write(&policy_file, "[[rule]]\nmatch = \"sales.customers\"\naction = \"read-through\"\n").expect("edit");
+    let rule = "[[rule]]\nmatch = \"sales.customers\"\naction = \"read-through\"\n";
+    std::fs::write(&policy_file, rule).expect("edit");
     daemon.reload_policy().expect("reload");
     let request = prewarm::all_columns(&["sales.*"]).expect("request");
     let report = rt.block_on(daemon.prewarm(&request, &|_| {}, &CancellationToken::new())).expect("prewarm");
     assert_eq!(report.skipped.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["sales.customers"]);
     assert!(!cache.stats().per_table.contains_key("sales.customers"));
+
+    // A kept snapshot older than the served one: its files are fetched, not the current ones.
+    let kept = daemon.status().kept_snapshots;
+    assert!(kept.len() >= 2, "the config keeps every snapshot: {kept:?}");
+    let reader = warmlake_daemon::catalog::CatalogReader::open(
+        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
+        None,
+    )
+    .expect("catalog");
+    let keys_at = |id: i64| -> BTreeSet<(String, u64)> {
+        let lake = reader.read_snapshot(id).expect("snapshot");
+        lake.tables
+            .iter()
+            .filter(|t| !(t.schema == "sales" && t.name == "customers")) // read-through now
+            .flat_map(|t| &t.files)
+            .flat_map(|f| {
+                std::iter::once((f.key.as_str().to_string(), f.size as u64))
+                    .chain(f.deletes.iter().map(|d| (d.key.as_str().to_string(), d.size as u64)))
+            })
+            .collect()
+    };
+    let now = keys_at(*kept.last().expect("kept"));
+    // The newest kept snapshot whose files differ from the current ones (an earlier append).
+    let (older, then) = kept
+        .iter()
+        .rev()
+        .map(|id| (*id, keys_at(*id)))
+        .find(|(_, keys)| !keys.is_empty() && *keys != now)
+        .expect("the lake's snapshots change its files");
+    cache.evict_all().expect("evict");
+    let at = PrewarmRequest { snapshot: Some(older), ..prewarm::all_columns(&["*.*"]).expect("request") };
+    let report = rt.block_on(daemon.prewarm(&at, &|_| {}, &CancellationToken::new())).expect("older snapshot");
+    assert!(report.progress.bytes_fetched > 0, "{report:?}");
+    let cached =
+        |(key, size): &(String, u64)| !cache.present(&ObjectRef::new(remote.store.clone(), key, *size)).is_empty();
+    assert!(then.iter().all(cached), "every file of snapshot {older} is cached");
+    let only_now: Vec<_> = now.difference(&then).collect();
+    assert!(only_now.iter().all(|k| !cached(k)), "files of later snapshots are not: {only_now:?}");
+    let gone = PrewarmRequest { snapshot: Some(older - 1000), ..prewarm::all_columns(&["*.*"]).expect("request") };
+    match rt.block_on(daemon.prewarm(&gone, &|_| {}, &CancellationToken::new())) {
+        Err(e @ PrewarmError::SnapshotNotKept { .. }) => assert!(e.to_string().contains("keep_snapshots"), "{e}"),
+        other => panic!("a snapshot that is not kept: {other:?}"),
+    }
 
     // Cancelled before it starts: nothing done, reported as such.
     let cancel = CancellationToken::new();

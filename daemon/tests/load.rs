@@ -31,7 +31,7 @@ const CLIENTS: usize = 50;
 const READERS: usize = 16;
 const WATCHDOG: Duration = Duration::from_secs(30);
 /// DuckDB's memory limit for all sessions; with the rest of the process, the bound below.
-const MEMORY_LIMIT_MIB: u64 = 512;
+const MEMORY_LIMIT_MIB: u64 = 1024;
 /// What the process may grow by over its size at rest: DuckDB's limit, plus room for 66
 /// threads' stacks, the kernel-facing FUSE buffers and the allocator's slack.
 const GROWTH_BOUND: u64 = (MEMORY_LIMIT_MIB + 512) << 20;

@@ -64,6 +64,21 @@ impl std::fmt::Debug for ReadTarget {
 }
 
 impl ReadTarget {
+    /// The file's size.
+    pub(crate) fn size(&self) -> u64 {
+        self.file.size()
+    }
+
+    /// What to push into the page cache after a read of `size` bytes at `offset`
+    /// ([`OpenFile::read_ahead`]); nothing for a file read with direct I/O, whose pages the
+    /// kernel does not keep.
+    pub(crate) fn read_ahead(&self, offset: u64, size: u32) -> Option<(u64, Vec<u8>)> {
+        if !self.file.keep_cache() {
+            return None;
+        }
+        self.file.read_ahead(offset, size)
+    }
+
     /// Reads `size` bytes at `offset`, clamped to the end of the file. Checks the length
     /// [`OpenFile::read_at`] promised, so a broken implementation shows up as `EIO`, never as a
     /// short file.

@@ -8,6 +8,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::sync::Arc;
 
 use fuser::{
     Errno, FileHandle, Filesystem, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr,
@@ -16,6 +17,7 @@ use fuser::{
 
 use crate::error::{FsError, error_chain};
 use crate::fs::TreeFs;
+use crate::page_push::PagePusher;
 use crate::path::MAX_SEGMENT_LEN;
 use crate::read_pool::{Job, ReadPool};
 
@@ -50,18 +52,21 @@ pub(crate) struct KernelSettings {
     pub(crate) max_read: u32,
     /// Most background requests (readahead) the kernel keeps in flight.
     pub(crate) max_background: u16,
+    /// Readahead window offered in `init`, in bytes (at most what the kernel offers).
+    pub(crate) readahead: u32,
 }
 
 /// The filesystem handed to fuser.
 pub(crate) struct FuseFs {
     fs: TreeFs,
     reads: ReadPool,
+    pusher: Arc<PagePusher>,
     kernel: KernelSettings,
 }
 
 impl FuseFs {
-    pub(crate) fn new(fs: TreeFs, reads: ReadPool, kernel: KernelSettings) -> Self {
-        FuseFs { fs, reads, kernel }
+    pub(crate) fn new(fs: TreeFs, reads: ReadPool, pusher: PagePusher, kernel: KernelSettings) -> Self {
+        FuseFs { fs, reads, pusher: Arc::new(pusher), kernel }
     }
 }
 
@@ -76,8 +81,9 @@ impl Filesystem for FuseFs {
             let _ = config.set_max_write(nearest);
         }
         // Readahead cannot exceed what the kernel offered in INIT (its bdi readahead, usually
-        // 128 KiB); `mount()` raises the bdi readahead afterwards when it may.
-        if let Err(nearest) = config.set_max_readahead(max_read) {
+        // 128 KiB); `mount()` raises the bdi readahead afterwards when it may. A smaller window
+        // (0 included) holds for every user, root or not.
+        if let Err(nearest) = config.set_max_readahead(self.kernel.readahead) {
             let _ = config.set_max_readahead(nearest);
         }
         if let Err(nearest) = config.set_max_background(self.kernel.max_background) {
@@ -123,7 +129,7 @@ impl Filesystem for FuseFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -135,8 +141,13 @@ impl Filesystem for FuseFs {
             Ok(target) => target,
             Err(e) => return fuse_error!("read", reply, e),
         };
+        let pusher = Arc::clone(&self.pusher);
         let job: Job = Box::new(move || match target.read(offset, size) {
-            Ok(data) => reply.data(&data),
+            Ok(data) => {
+                reply.data(&data);
+                // After the reply: the reader goes on while its next pages are pushed.
+                pusher.push(ino, target.size(), || target.read_ahead(offset, size));
+            }
             Err(e) => fuse_error!("read", reply, e),
         });
         if let Err(job) = self.reads.submit(job) {

@@ -14,8 +14,9 @@
 //! - [`mem_tree`]: [`MemTree`], an in-memory tree for tests and demos.
 //!
 //! Internally, `fs` holds the request logic (testable without a kernel), `fuse` the thin
-//! `fuser::Filesystem` shell over it, `inode` the inode table, `read_pool` the read workers
-//! and `mountinfo` the `/proc/self/mountinfo` reader.
+//! `fuser::Filesystem` shell over it, `inode` the inode table, `read_pool` the read workers,
+//! `page_push` the pushes of read-ahead pages into the kernel's page cache and `mountinfo` the
+//! `/proc/self/mountinfo` reader.
 
 pub mod conformance;
 pub mod error;
@@ -25,6 +26,7 @@ mod inode;
 pub mod mem_tree;
 pub mod mount;
 mod mountinfo;
+mod page_push;
 pub mod path;
 mod read_pool;
 pub mod tree;

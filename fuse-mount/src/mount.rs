@@ -22,6 +22,7 @@ use crate::fs::{FsConfig, TreeFs};
 use crate::fuse::{FuseFs, KernelSettings};
 use crate::inode::InodeTable;
 use crate::mountinfo::is_fuse_mountpoint;
+use crate::page_push::{PagePusher, PushControl};
 use crate::read_pool::ReadPool;
 use crate::tree::Tree;
 
@@ -56,8 +57,10 @@ pub struct MountOptions {
     /// How far the kernel reads ahead of a reader, in bytes (default: `max_read`). Readahead
     /// turns small sequential reads into large requests; but every byte it asks for is a byte
     /// the tree must produce, so a tree that fetches over the network on a miss may prefer 0:
-    /// the kernel then asks for exactly the pages readers read (each `read` still arrives as
-    /// requests of up to `max_read`). Set when the mount's readahead may be changed (as root).
+    /// the kernel then asks for exactly the pages readers read, one page per request, and the
+    /// tree says what to put in the page cache ahead of the reader instead
+    /// ([`crate::OpenFile::read_ahead`]). Up to the kernel's 128 KiB this holds for every user;
+    /// a larger window only when the mount's readahead may be changed (as root).
     pub readahead: u32,
     /// Threads that run file reads (default 16). Reads may wait on the network, so they never
     /// run on the session threads; this bounds how many run at once (and so how many
@@ -195,6 +198,7 @@ pub struct Mount {
     mountpoint: PathBuf,
     helpers: UnmountHelpers,
     inodes: Arc<Mutex<InodeTable>>,
+    pushes: PushControl,
 }
 
 impl Mount {
@@ -212,6 +216,9 @@ impl Mount {
     /// very request).
     pub fn invalidate(&self, contents: bool) {
         let Some(session) = &self.session else { return };
+        if contents {
+            self.pushes.invalidate();
+        }
         let (names, dirs, files) = self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dentries();
         let dirs: Vec<fuser::INodeNo> = if contents { dirs.into_iter().chain(files).collect() } else { dirs };
         let notifier = session.notifier();
@@ -306,10 +313,15 @@ pub fn mount(tree: Arc<dyn Tree>, mountpoint: &Path, opts: &MountOptions) -> Res
     let kernel = KernelSettings {
         max_read: opts.max_read,
         max_background: u16::try_from(opts.worker_threads).unwrap_or(u16::MAX),
+        readahead: opts.readahead,
     };
     let inodes = fs.inode_table();
-    let session = fuser::spawn_mount(FuseFs::new(fs, reads, kernel), &mountpoint, &fuser_config(opts))
+    let pushes = PushControl::default();
+    let pusher = PagePusher::start(pushes.clone())
+        .map_err(|source| MountError::Mount { mountpoint: mountpoint.clone(), source })?;
+    let session = fuser::spawn_mount(FuseFs::new(fs, reads, pusher, kernel), &mountpoint, &fuser_config(opts))
         .map_err(|source| classify_mount_error(&mountpoint, source))?;
+    pushes.connect(session.notifier());
     tracing::info!(mountpoint = %mountpoint.display(), fs_name = %opts.fs_name, "mounted");
     if let Err(e) = set_readahead(&mountpoint, opts.readahead) {
         tracing::info!(
@@ -318,7 +330,7 @@ pub fn mount(tree: Arc<dyn Tree>, mountpoint: &Path, opts: &MountOptions) -> Res
             "cannot set the mount's readahead; the kernel keeps its 128 KiB window"
         );
     }
-    Ok(Mount { session: Some(session), mountpoint, helpers, inodes })
+    Ok(Mount { session: Some(session), mountpoint, helpers, inodes, pushes })
 }
 
 /// Sets the kernel readahead of the new mount to `bytes` (rounded down to KiB).

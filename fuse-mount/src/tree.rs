@@ -136,4 +136,16 @@ pub trait OpenFile: Send + Sync {
     fn keep_cache(&self) -> bool {
         true
     }
+
+    /// Bytes the tree holds locally and expects the reader to want right after a read of `len`
+    /// bytes at `offset`: `Some((at, bytes))`, with `at` at or after the read's end. The
+    /// adapter pushes them into the kernel's page cache (`FUSE_NOTIFY_STORE`) after answering
+    /// the read, so the reader's next pages cost no request. Meant for mounts with readahead
+    /// turned off, where the kernel otherwise asks for one page at a time; only whole pages are
+    /// pushed, and pushes are a hint the adapter may drop. Called only for files opened with
+    /// [`OpenFile::keep_cache`]. Default: none.
+    fn read_ahead(&self, offset: u64, len: u32) -> Option<(u64, Vec<u8>)> {
+        let _ = (offset, len);
+        None
+    }
 }

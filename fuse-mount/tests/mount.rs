@@ -517,11 +517,14 @@ fn a_blocked_read_does_not_block_other_requests() {
 struct RecordingTree {
     inner: MemTree,
     lens: Arc<Mutex<Vec<u32>>>,
+    /// Bytes offered after each read ([`OpenFile::read_ahead`]), if any.
+    ahead: Option<u32>,
 }
 
 struct RecordingFile {
     inner: Arc<dyn OpenFile>,
     lens: Arc<Mutex<Vec<u32>>>,
+    ahead: Option<u32>,
 }
 
 impl Tree for RecordingTree {
@@ -532,7 +535,7 @@ impl Tree for RecordingTree {
         self.inner.list(dir)
     }
     fn open(&self, path: &TreePath) -> Result<Arc<dyn OpenFile>, TreeError> {
-        Ok(Arc::new(RecordingFile { inner: self.inner.open(path)?, lens: Arc::clone(&self.lens) }))
+        Ok(Arc::new(RecordingFile { inner: self.inner.open(path)?, lens: Arc::clone(&self.lens), ahead: self.ahead }))
     }
 }
 
@@ -544,13 +547,61 @@ impl OpenFile for RecordingFile {
         self.lens.lock().unwrap().push(len);
         self.inner.read_at(offset, len)
     }
+    fn read_ahead(&self, offset: u64, len: u32) -> Option<(u64, Vec<u8>)> {
+        let from = offset + u64::from(len);
+        Some((from, self.inner.read_at(from, self.ahead?).ok()?))
+    }
+}
+
+/// With readahead off the kernel asks for one page per request; a tree that offers what follows
+/// each read (`OpenFile::read_ahead`) gets it pushed into the page cache, so a sequential reader
+/// costs a handful of requests instead of one per page, and still reads the file's bytes.
+#[test]
+fn pages_pushed_after_a_read_spare_the_next_requests() {
+    const LEN: usize = 1 << 20;
+    let mut requests = Vec::new();
+    for ahead in [None, Some(256 << 10)] {
+        let lens = Arc::new(Mutex::new(Vec::new()));
+        let tree = RecordingTree {
+            inner: MemTree::new([("f", pseudo_random(LEN, 9))]).unwrap(),
+            lens: Arc::clone(&lens),
+            ahead,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let opts = MountOptions { readahead: 0, ..Default::default() };
+        let Some(mount) = try_mount(Arc::new(tree), dir.path(), &opts) else {
+            return;
+        };
+        let mut file = File::open(mount.mountpoint().join("f")).unwrap();
+        let mut data = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = file.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+        assert!(data == pseudo_random(LEN, 9), "wrong bytes with read_ahead {ahead:?}");
+        let lens = lens.lock().unwrap().clone();
+        assert!(lens.iter().all(|&l| l <= 4096), "readahead 0 asks page by page: {lens:?}");
+        requests.push(lens.len());
+        drop(file);
+        mount.unmount().unwrap();
+    }
+    let (without, with) = (requests[0], requests[1]);
+    assert!(without >= LEN / 4096, "one request per page without pushes, got {without}");
+    assert!(with * 8 <= without, "pushes should spare most requests: {with} with, {without} without");
 }
 
 #[test]
 fn sequential_reads_use_large_requests_when_the_kernel_allows() {
     let lens = Arc::new(Mutex::new(Vec::new()));
-    let tree =
-        RecordingTree { inner: MemTree::new([("big", pseudo_random(FIVE_MIB, 4))]).unwrap(), lens: Arc::clone(&lens) };
+    let tree = RecordingTree {
+        inner: MemTree::new([("big", pseudo_random(FIVE_MIB, 4))]).unwrap(),
+        lens: Arc::clone(&lens),
+        ahead: None,
+    };
     let dir = tempfile::tempdir().unwrap();
     let opts = MountOptions::default();
     let Some(mount) = try_mount(Arc::new(tree), dir.path(), &opts) else {

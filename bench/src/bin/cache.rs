@@ -11,7 +11,7 @@
 //!   read goes through FUSE and the chunk cache) over the same query on the local copy of the
 //!   same files, measured in the same run. Medians of `--runs`.
 //!
-//! `cargo run -p warmlake-bench --bin cache -- [--rows N] [--files N] [--runs N] [--latency-ms N]`
+//! `cargo run -p warmlake-bench --bin cache -- [--rows N] [--files N] [--runs N] [--rtt-ms N]`
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -45,9 +45,9 @@ struct Args {
     /// Timed runs per measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Time to first byte added to every store request, modelling a real bucket.
-    #[arg(long, default_value_t = 25)]
-    latency_ms: u64,
+    /// Round-trip time to the bucket, in milliseconds (the latency proxy in front of it).
+    #[arg(long, default_value_t = 30)]
+    rtt_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
     let spec = LakeSpec { events_rows: args.rows, events_files: args.files, ..LakeSpec::default() };
-    let lake = RemoteLake::new(&spec, Duration::from_millis(args.latency_ms))?;
+    let lake = RemoteLake::new(&spec, Duration::from_millis(args.rtt_ms))?;
     let (needed, coalesced) = needed_bytes(&lake)?;
     let local_script = lake.local_script();
     let expected = script_query_text(&local_script, QUERY)?;
@@ -96,11 +96,11 @@ fn main() -> anyhow::Result<()> {
 
     let events_bytes: u64 = events_files(&lake)?.iter().map(|f| f.size as u64).sum();
     println!(
-        "web.events: {} rows, {} files, {:.1} MiB; query reads 3 of 20 columns; store latency {} ms; {} runs",
+        "web.events: {} rows, {} files, {:.1} MiB; query reads 3 of 20 columns; round trip to the store {} ms; {} runs",
         args.rows,
         args.files,
         mib(events_bytes),
-        args.latency_ms,
+        args.rtt_ms,
         args.runs
     );
     println!();
@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
         "| needed ranges merged across gaps < 256 KiB (the cache's coalescing), ÷ needed | {:.3} |",
         coalesced as f64 / needed as f64
     );
-    println!("| cold query (empty cache, {} ms per request) | {:.3} s |", args.latency_ms, cold.as_secs_f64());
+    println!("| cold query (empty cache, {} ms RTT) | {:.3} s |", args.rtt_ms, cold.as_secs_f64());
     println!("| local files (baseline) | {:.3} s |", local.as_secs_f64());
     println!(
         "| warm, same mount | {:.3} s, **{:.2}× local** |",
@@ -160,13 +160,7 @@ fn needed_bytes(lake: &RemoteLake) -> anyhow::Result<(u64, u64)> {
     let fields: BTreeSet<i32> = QUERY_FIELDS.into_iter().collect();
     let (mut total, mut coalesced) = (0, 0);
     for f in events_files(lake)? {
-        let size = f.size as u64;
-        let footer = layout::footer_range(size, f.footer_size.context("footer size")? as u64)?;
-        let mut file = std::fs::File::open(lake.lake.data_dir.join(f.key.as_str()))?;
-        file.seek(SeekFrom::Start(footer.start))?;
-        let mut bytes = vec![0; (footer.end - footer.start) as usize];
-        file.read_exact(&mut bytes)?;
-        let layout = layout::parse_footer(&bytes, size)?;
+        let layout = local_layout(lake, f)?;
         let mut ranges: Vec<Range<u64>> = layout
             .chunks
             .iter()
@@ -188,8 +182,20 @@ fn needed_bytes(lake: &RemoteLake) -> anyhow::Result<(u64, u64)> {
     Ok((total, coalesced))
 }
 
-/// Cached bytes of `web.events` after the cold query, by column (field id; `None`: bytes outside
-/// any column chunk, such as footers): where the fetched bytes went.
+/// The Parquet layout of `f`, from the local copy's footer.
+fn local_layout(lake: &RemoteLake, f: &warmlake_daemon::catalog::DataFile) -> anyhow::Result<layout::Layout> {
+    let size = f.size as u64;
+    let footer = layout::footer_range(size, f.footer_size.context("footer size")? as u64)?;
+    let mut file = std::fs::File::open(lake.lake.data_dir.join(f.key.as_str()))?;
+    file.seek(SeekFrom::Start(footer.start))?;
+    let mut bytes = vec![0; (footer.end - footer.start) as usize];
+    file.read_exact(&mut bytes)?;
+    Ok(layout::parse_footer(&bytes, size)?)
+}
+
+/// Cached bytes of `web.events` after the cold query, by the column chunk they lie in (field
+/// id; `None`: bytes outside any column chunk, such as footers and page indexes): where the
+/// fetched bytes went.
 fn fetched_by_column(
     lake: &RemoteLake,
     cache: &warmlake_daemon::cache::Cache,
@@ -197,9 +203,16 @@ fn fetched_by_column(
     let store = lake.store()?;
     let mut out = std::collections::BTreeMap::new();
     for f in events_files(lake)? {
+        let layout = local_layout(lake, f)?;
         let object = warmlake_daemon::cache::ObjectRef::new(store.clone(), f.key.as_str(), f.size as u64);
         for p in cache.pieces(&object) {
-            *out.entry(p.column_id).or_insert(0) += p.range.end - p.range.start;
+            let mut in_chunks = 0;
+            for c in layout.chunks_overlapping(p.range.clone()) {
+                let overlap = c.range.end.min(p.range.end) - c.range.start.max(p.range.start);
+                *out.entry(c.field_id).or_insert(0) += overlap;
+                in_chunks += overlap;
+            }
+            *out.entry(None).or_insert(0) += (p.range.end - p.range.start) - in_chunks;
         }
     }
     Ok(out)

@@ -10,7 +10,7 @@
 //!   holds none of its pages), against the local file with its pages dropped from the kernel's
 //!   cache and with them cached. MiB/s and ratio.
 //!
-//! `cargo run -p warmlake-bench --bin mount -- [--rows N] [--files N] [--runs N] [--latency-ms N]`
+//! `cargo run -p warmlake-bench --bin mount -- [--rows N] [--files N] [--runs N] [--rtt-ms N]`
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -54,9 +54,9 @@ struct Args {
     /// Random reads per thread.
     #[arg(long, default_value_t = 128)]
     random_reads: u64,
-    /// Time to first byte added to every store request, modelling a real bucket.
-    #[arg(long, default_value_t = 25)]
-    latency_ms: u64,
+    /// Round-trip time to the bucket, in milliseconds (the latency proxy in front of it).
+    #[arg(long, default_value_t = 30)]
+    rtt_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,13 +67,13 @@ fn main() -> anyhow::Result<()> {
         order_batches: args.order_batches,
         ..LakeSpec::default()
     };
-    let lake = RemoteLake::new(&spec, Duration::from_millis(args.latency_ms))?;
+    let lake = RemoteLake::new(&spec, Duration::from_millis(args.rtt_ms))?;
     println!(
-        "web.events: {} rows in {} files; sales.orders: {} files; store latency {} ms; {} runs",
+        "web.events: {} rows in {} files; sales.orders: {} files; round trip to the store {} ms; {} runs",
         args.rows,
         args.files,
         lake.snapshot.table("sales", "orders").map(|t| t.files.len()).unwrap_or(0),
-        args.latency_ms,
+        args.rtt_ms,
         args.runs
     );
     dashboard(&lake, &args)?;

@@ -6,7 +6,7 @@
 //!   `--result-rows` rows fetched completely and decoded into Rust values, against the same
 //!   query in an in-process DuckDB over the same views of the same local files, whose rows are
 //!   decoded the same way. Both sides are warm (connected, views created, files in the page
-//!   cache). Goal ≤ 1.15. With `--remote-latency-ms`, again with the lake's data in `s3s-fs`,
+//!   cache). Goal ≤ 1.15. With `--remote-rtt-ms`, again with the lake's data in `s3s-fs`,
 //!   read by the socket through the daemon's mount and chunk cache.
 //! - **soak**: `--clients` connections run the dashboard queries for `--soak-seconds` while a
 //!   thread commits an empty snapshot and calls `Daemon::refresh` every `--refresh-seconds`
@@ -74,7 +74,7 @@ struct Args {
     /// the daemon's mount and chunk cache; every store request first waits this many ms. The
     /// baseline stays DuckDB in process over the local copy of the same files.
     #[arg(long)]
-    remote_latency_ms: Option<u64>,
+    remote_rtt_ms: Option<u64>,
     /// DuckDB's memory limit for all sessions (`[sql] memory_limit`), in MiB: what bounds the
     /// socket's memory, so the soak's peak is reported against it.
     #[arg(long, default_value_t = 2048)]
@@ -112,8 +112,8 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("Local lake (no mount; the socket reads the files in place):");
     clients_rt.block_on(ratios(&lake.local_script(), &client_config, &args))?;
-    if let Some(latency) = args.remote_latency_ms {
-        remote_ratios(&spec, &clients_rt, latency, &args)?;
+    if let Some(rtt) = args.remote_rtt_ms {
+        remote_ratios(&spec, &clients_rt, rtt, &args)?;
     }
     soak(&lake, &daemon, &clients_rt, &client_config, &args, started_rss)?;
     daemon.stop()?;
@@ -278,15 +278,15 @@ async fn ratios(local_script: &str, config: &tokio_postgres::Config, args: &Args
 fn remote_ratios(
     spec: &LakeSpec,
     clients_rt: &tokio::runtime::Runtime,
-    latency_ms: u64,
+    rtt_ms: u64,
     args: &Args,
 ) -> anyhow::Result<()> {
-    let lake = RemoteLake::new(spec, Duration::from_millis(latency_ms))?;
+    let lake = RemoteLake::new(spec, Duration::from_millis(rtt_ms))?;
     let daemon = lake.start_daemon_with_sql()?;
     let socket = daemon.status().sql_socket.context("the daemon serves no SQL socket")?;
     println!();
     println!(
-        "Remote lake (s3s-fs, {latency_ms} ms per request; the socket reads through the mount and a cache the warm-up \
+        "Remote lake (s3s-fs, {rtt_ms} ms RTT; the socket reads through the mount and a cache the warm-up \
          filled):"
     );
     clients_rt.block_on(ratios(&lake.local_script(), &client_config(&socket)?, args))?;

@@ -60,12 +60,21 @@ pub struct ReadPiece {
 /// What a read found in the cache.
 #[derive(Debug, Default)]
 pub struct Lookup {
+    /// The range read.
+    pub read: Range<u64>,
     /// Verified pieces overlapping the read.
     pub pieces: Vec<ReadPiece>,
     /// Parts of the read not covered by verified pieces.
     pub gaps: Vec<Range<u64>>,
     /// The object's present ranges after dropping any corrupt piece (for planning).
     pub present: RangeSet,
+}
+
+impl Lookup {
+    /// Nothing of `range` found.
+    pub fn missing(range: Range<u64>) -> Lookup {
+        Lookup { gaps: vec![range.clone()], read: range, pieces: Vec::new(), present: RangeSet::new() }
+    }
 }
 
 pub fn unix_now() -> i64 {
@@ -287,7 +296,7 @@ impl Disk {
         let (file_name, wanted) = {
             let mut core = self.core();
             let Some(obj) = core.state.objects.get_mut(key) else {
-                return Ok(Lookup { pieces: Vec::new(), gaps: vec![range], present: RangeSet::new() });
+                return Ok(Lookup::missing(range));
             };
             let mut wanted = Vec::new();
             // Pieces are disjoint, so the ones overlapping `range` start before its end and end
@@ -367,7 +376,7 @@ impl Disk {
         for p in &pieces {
             covered.insert(p.range.clone());
         }
-        Ok(Lookup { gaps: covered.missing(range), pieces, present })
+        Ok(Lookup { gaps: covered.missing(range.clone()), read: range, pieces, present })
     }
 
     fn release_readers(&self, key: &str, wanted: &[(u64, u64, u32)], e: CacheError) -> CacheError {
@@ -386,6 +395,20 @@ impl Disk {
     pub fn present_in(&self, key: &str, range: Range<u64>) -> Vec<Range<u64>> {
         let core = self.core();
         core.state.objects.get(key).map(|o| o.present.intersection(range)).unwrap_or_default()
+    }
+
+    /// Whether every byte of `range` of `key` (an object of `size` bytes) is present now.
+    pub fn covers(&self, key: &str, size: u64, range: &Range<u64>) -> bool {
+        let core = self.core();
+        core.state.objects.get(key).is_some_and(|o| o.size == size && o.present.contains(range))
+    }
+
+    /// The present bytes of `key` (an object of `size` bytes) from `range.start` on, up to the
+    /// first missing byte or `range.end`; `None` when `range.start` itself is missing.
+    pub fn present_run(&self, key: &str, size: u64, range: Range<u64>) -> Option<Range<u64>> {
+        let core = self.core();
+        let obj = core.state.objects.get(key).filter(|o| o.size == size)?;
+        obj.present.intersection(range.clone()).into_iter().next().filter(|r| r.start == range.start)
     }
 
     /// Checks the store's answer against what is cached: a different ETag means the object was

@@ -1,7 +1,8 @@
-//! The two system calls the cache needs that `std` does not wrap: punching a hole in a sparse
-//! file (to free an evicted piece's blocks without rewriting the file) and asking how much
-//! space the cache's filesystem has left (for `min_free_disk`). This is the only `unsafe` in
-//! the cache; each call passes plain integers or a pointer to a local it owns.
+//! The system calls the cache needs that `std` does not wrap: punching a hole in a sparse file
+//! (to free an evicted piece's blocks without rewriting the file), asking how much space the
+//! cache's filesystem has left (for `min_free_disk`), and the page size (the unit of buffered
+//! reads through the mount). This is the only `unsafe` in the cache; each call passes plain
+//! integers or a pointer to a local it owns.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -38,6 +39,13 @@ pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
         at += n as u64;
     }
     Ok(())
+}
+
+/// The kernel's page size (4 KiB on most Linux machines, 16 KiB on Apple silicon).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes an integer and touches no memory of ours.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
 }
 
 /// Bytes available to an unprivileged user on the filesystem holding `path`.

@@ -321,7 +321,9 @@ fn handle(daemon: &Daemon, request: Request, exchange: &Exchange) -> Result<Valu
         }
         Request::Metrics => Ok(json!({ "text": super::prometheus_text(&daemon.status()) })),
         Request::Ls { path } => ls(daemon, &path),
-        Request::Prewarm { tables, columns, pin } => prewarm(daemon, &tables, &columns, pin, exchange),
+        Request::Prewarm { tables, columns, pin, snapshot } => {
+            prewarm(daemon, &tables, &columns, (pin, snapshot), exchange)
+        }
         Request::Unpin { tables } => {
             for table in &tables {
                 table_path(daemon, table)?;
@@ -338,23 +340,35 @@ fn prewarm(
     daemon: &Daemon,
     tables: &[String],
     columns: &super::PrewarmColumns,
-    pin: bool,
+    (pin, snapshot): (bool, Option<i64>),
     exchange: &Exchange,
 ) -> Result<Value, ErrorReply> {
     let bad = |m: String| failure("bad_request", m);
     if tables.is_empty() {
         return Err(bad("prewarm needs at least one table (schema.table; globs such as sales.* work)".into()));
     }
+    // Named by what it asks for: the same prewarm asked twice runs once.
+    let what = match columns {
+        super::PrewarmColumns::Named(n) => n.clone(),
+        super::PrewarmColumns::Listed(names) => names.join(","),
+    };
+    let at = snapshot.map(|s| format!(" --snapshot {s}")).unwrap_or_default();
+    let name = format!("prewarm {} --columns {what}{at}{}", tables.join(" "), if pin { " --pin" } else { "" });
     let tables = tables.iter().map(|t| warmlake_policy::QualifiedGlob::new(t)).collect::<Result<Vec<_>, _>>();
     let request = crate::prewarm::PrewarmRequest {
         tables: tables.map_err(bad)?,
         columns: columns.selection().map_err(bad)?,
         pin,
+        snapshot,
     };
     let progress = |p: &crate::prewarm::PrewarmProgress| exchange.progress(json!(p));
     let report = tokio::runtime::Handle::current()
-        .block_on(daemon.prewarm(&request, &progress, &exchange.cancel))
-        .map_err(|e| failure("failed", e.to_string()))?;
+        .block_on(daemon.prewarm_job(&name, &request, &progress, &exchange.cancel))
+        .map_err(|e| match e {
+            crate::prewarm::PrewarmError::Busy(e) => failure("busy", e.to_string()),
+            e @ crate::prewarm::PrewarmError::SnapshotNotKept { .. } => failure("not_found", e.to_string()),
+            e => failure("failed", e.to_string()),
+        })?;
     if report.tables.is_empty() && report.skipped.is_empty() {
         return Err(failure("not_found", "no table of the lake matches".into()));
     }
