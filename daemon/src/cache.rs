@@ -27,7 +27,9 @@
 //! read is read-through) and then leaves the flight table. A read whose gap is covered by a
 //! flight in the table joins it instead of fetching: concurrent misses of one range make one
 //! request (single-flight). Fetched bytes are returned to readers whether or not they could be
-//! stored, so a full cache degrades to read-through, never to an error.
+//! stored, so a full cache degrades to read-through, never to an error. A reader that goes
+//! through an object in order gets the next units fetched ahead of it (`cache/stream.rs`); a
+//! gap that only grazes a unit (the page at its edge) is fetched as it is.
 //!
 //! # Budget
 //!
@@ -42,8 +44,8 @@
 //! The core is async ([`Cache::read`], [`Cache::prefetch`]) for the SQL layer on tokio; FUSE
 //! worker threads use the `*_blocking` wrappers, which run the same futures on the cache's
 //! runtime handle. File and SQLite work runs in `spawn_blocking`. Lock order: `flights` →
-//! `core` (state + index) → `heat`; `layouts`, `files`, `metrics` and `heat` are leaves. No
-//! lock is held across an `.await` or across data file I/O.
+//! `core` (state + index) → `heat`; `layouts`, `streams`, `files`, `metrics` and `heat` are
+//! leaves. No lock is held across an `.await` or across data file I/O.
 
 mod disk;
 mod heat;
@@ -52,6 +54,7 @@ mod metrics;
 mod plan;
 pub mod range_set;
 mod state;
+mod stream;
 mod sys;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -314,6 +317,8 @@ struct Inner {
     flights: Mutex<HashMap<String, Vec<Flight>>>,
     next_flight: AtomicU64,
     layouts: Mutex<HashMap<String, LayoutSlot>>,
+    /// Sequential readers of each object, to fetch ahead of (`cache/stream.rs`). A leaf lock.
+    streams: Mutex<stream::Streams>,
     /// Decayed demand-read scores per table and column (field id): what people read, for `hot`
     /// prewarming. Loaded at open, saved in batches by [`Cache::save_heat`]. A leaf lock.
     heat: Mutex<Heat>,
@@ -338,6 +343,7 @@ impl Cache {
                 flights: Mutex::new(HashMap::new()),
                 next_flight: AtomicU64::new(1),
                 layouts: Mutex::new(HashMap::new()),
+                streams: Mutex::new(stream::Streams::default()),
                 heat: Mutex::new(heat),
             }),
         })
@@ -827,13 +833,39 @@ impl Cache {
                 page: sys::page_size(),
             };
             let borrowed = units.as_units();
-            for r in plan::plan(&uncovered, &lookup.read, &lookup.present, &borrowed, &lim) {
+            let planned = plan::plan(&uncovered, &lookup.read, &lookup.present, &borrowed, &lim);
+            let ahead = if opts.priority == Priority::Demand && persist {
+                self.streams().on_miss(key, &planned, cfg.max_fetch)
+            } else {
+                0
+            };
+            let end = planned.last().map(|r| r.end);
+            for r in planned {
                 let flight = self.start_flight(object, key, r, opts, units);
                 existing.push(flight.clone());
                 chosen.push(flight);
             }
+            // A sequential reader: fetch what it reads next, whole units, without making this
+            // read wait for it. Later reads join these flights.
+            if let Some(from) = end.filter(|_| ahead > 0) {
+                let to = from.saturating_add(ahead).min(object.size);
+                let busy = existing.iter().any(|f| f.range.start < to && from < f.range.end);
+                if from < to && !busy {
+                    let next = from..to;
+                    let mut reached = from;
+                    for r in plan::plan(std::slice::from_ref(&next), &next, &lookup.present, &borrowed, &lim) {
+                        self.streams().ahead_to(key, reached, r.end);
+                        reached = reached.max(r.end);
+                        existing.push(self.start_flight(object, key, r, opts, units));
+                    }
+                }
+            }
         }
         Some(chosen)
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, stream::Streams> {
+        self.inner.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn start_flight(

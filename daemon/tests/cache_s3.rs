@@ -368,3 +368,64 @@ fn eviction_apis_free_bytes() {
     assert_eq!(cache.evict_all().expect("evict all"), 2 * MIB);
     assert_eq!(cache.stats().objects, 0);
 }
+
+#[test]
+fn a_sequential_reader_is_fetched_ahead_of_and_a_column_reader_is_not() {
+    let Some(server) = S3Server::start() else { return };
+    let rt = runtime();
+    let (store, counter) = server.counting_store();
+    // 8 columns × 40 row groups: 320 small chunks, as a wide table's files have.
+    let work = tempfile::tempdir().expect("work");
+    let file = work.path().join("w.parquet");
+    let columns: Vec<String> = (1..=8).map(|i| format!("md5((i * {i})::VARCHAR) AS c{i}")).collect();
+    let ids: Vec<String> = (1..=8).map(|i| format!("c{i}: {i}")).collect();
+    duckdb::Connection::open_in_memory()
+        .expect("duckdb")
+        .execute_batch(&format!(
+            "COPY (SELECT {} FROM range(80000) t(i)) TO '{}' (FORMAT parquet, ROW_GROUP_SIZE 2000, FIELD_IDS {{{}}})",
+            columns.join(", "),
+            file.display(),
+            ids.join(", ")
+        ))
+        .expect("write parquet");
+    let source = std::fs::read(&file).expect("read parquet");
+    upload(&rt, &store, "w.parquet", &source);
+    let size = source.len() as u64;
+    let footer_size = layout::metadata_len_from_tail(&source[source.len() - 8..]).expect("tail");
+    let local =
+        layout::parse_footer(&source[layout::footer_range(size, footer_size).expect("range").start as usize..], size)
+            .expect("layout");
+    assert!(local.chunks.len() >= 300, "{} chunks", local.chunks.len());
+
+    // One column, chunk by chunk in page-sized reads, as DuckDB reads a column through the
+    // mount: no run, so exactly its chunks (and the footer) are fetched.
+    let dir = tempfile::tempdir().expect("cache dir");
+    let cache = Cache::open(config(dir.path()), rt.handle().clone()).expect("open");
+    let obj = ObjectRef::parquet(store.clone(), "w.parquet", size, Some(footer_size), false);
+    let column: Vec<_> = local.chunks_of_field(3).map(|c| c.range.clone()).collect();
+    for c in &column {
+        let mut at = c.start / 4096 * 4096;
+        while at < c.end {
+            cache.read_blocking(&obj, at, 4096, ReadOptions::default()).expect("read");
+            at += 4096;
+        }
+    }
+    let needed: u64 = column.iter().map(|c| c.end - c.start).sum::<u64>() + (local.footer.end - local.footer.start);
+    let fetched = cache.stats().totals.bytes_fetched;
+    assert!(fetched < needed + needed / 10, "a column reader gets its chunks, not more: {fetched} of {needed}");
+
+    // The whole file, in order, in page-sized reads (`cp`, a checksum): the reads ahead make
+    // it a few dozen requests rather than one or two per chunk, and the bytes are the file's.
+    let dir = tempfile::tempdir().expect("cache dir");
+    let cache = Cache::open(config(dir.path()), rt.handle().clone()).expect("open");
+    let before = counter.gets();
+    let all = read_all(&cache, &obj, 4096, ReadOptions::default());
+    assert_eq!(sha256(&all), sha256(&source));
+    let gets = counter.gets() - before;
+    assert!(gets * 4 < local.chunks.len() as u64, "{gets} GETs for {} chunks", local.chunks.len());
+    assert!(
+        cache.stats().totals.bytes_fetched <= size + size / 50,
+        "no byte fetched twice: {:?}",
+        cache.stats().totals
+    );
+}

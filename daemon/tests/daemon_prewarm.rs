@@ -28,10 +28,8 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
     let policy_file = remote.tmp.path().join("policy.toml");
     std::fs::write(&policy_file, "").expect("policy");
     // Every snapshot kept, so a prewarm can name one whose files differ from the current ones.
-    let cfg = remote.config_with(&format!(
-        "[policy]\nfile = \"{}\"\n[refresh]\nkeep_snapshots = 1000\n",
-        policy_file.display()
-    ));
+    let cfg = remote
+        .config_with(&format!("[policy]\nfile = \"{}\"\n[refresh]\nkeep_snapshots = 1000\n", policy_file.display()));
     let rt = &remote.rt;
     let daemon = Daemon::start(cfg, rt.handle().clone()).expect("daemon starts");
     let cache = daemon.cache().expect("remote lake has a cache").clone();

@@ -69,8 +69,7 @@ fn between_units(layout: &Layout, at: u64, size: u64) -> Range<u64> {
 /// that begin in it.
 fn grazes(read: &Range<u64>, gap: &Range<u64>, part: &Range<u64>, region: &Range<u64>, page: u64) -> bool {
     let page = page.max(1);
-    let at_start =
-        read.start < region.start && gap.start > read.start && part.end <= region.start / page * page + page;
+    let at_start = read.start < region.start && gap.start > read.start && part.end <= region.start / page * page + page;
     let at_end = read.end > region.end && part.start >= (region.end - 1) / page * page;
     at_start || at_end
 }
