@@ -2,7 +2,6 @@
 
 pub mod dashboard;
 pub mod local;
-pub mod proxy;
 pub mod remote;
 
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //!
 //! The lake is generated once into the local folder, then uploaded; the daemon's config points
 //! the catalog's data path at the bucket (`[lake] data`), so both sides share one catalog and
-//! the same files. The daemon reaches the bucket through a [`LatencyProxy`], which gives
+//! the same files. The daemon reaches the bucket through a latency proxy (`warmlake-netproxy`), which gives
 //! loopback a real bucket's round-trip time.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,7 +21,7 @@ use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::{GeneratedLake, LakeSpec};
 use warmlake_daemon::store::{CountingStore, Store, StoreConfig, StoreDecorator};
 
-use crate::proxy::LatencyProxy;
+use warmlake_netproxy::Proxy;
 
 const BUCKET: &str = "lake";
 const ACCESS_KEY: &str = "warmlake-bench";
@@ -108,7 +108,7 @@ pub struct RemoteLake {
     pub snapshot: LakeSnapshot,
     /// In front of `server`; every request of the daemon and of [`RemoteLake::store`] goes
     /// through it.
-    proxy: LatencyProxy,
+    proxy: Proxy,
     /// Held for its `Drop`, which stops the server.
     _server: S3Server,
     /// The request counter of the daemon's store (replaced at each daemon start).
@@ -134,7 +134,7 @@ impl RemoteLake {
             runtime.block_on(store.object_store().put(&store.path(&key)?, bytes::Bytes::from(bytes).into()))?;
         }
         eprintln!("uploaded {} files to s3s-fs in {:.1} s", files.len(), started.elapsed().as_secs_f64());
-        let proxy = LatencyProxy::start(runtime.handle(), server.addr(), rtt, None)?;
+        let proxy = Proxy::start(runtime.handle(), server.addr(), rtt, None)?;
         Ok(RemoteLake { runtime, lake, snapshot, proxy, _server: server, wire: Arc::default(), dir })
     }
 
