@@ -335,7 +335,14 @@ impl Cache {
     /// blocking work run on `runtime`. Blocking: call from a plain thread or `spawn_blocking`.
     pub fn open(config: CacheConfig, runtime: tokio::runtime::Handle) -> Result<Cache, CacheError> {
         let disk = Disk::open(config)?;
-        let heat = Heat::from_rows(disk.core().index.load_heat()?);
+        let heat = {
+            let mut core = disk.core();
+            let (keep, forget) = heat::split_forgotten(core.index.load_heat()?, disk::unix_now());
+            if !forget.is_empty() {
+                core.index.forget_heat(&forget)?;
+            }
+            Heat::from_rows(keep)
+        };
         Ok(Cache {
             inner: Arc::new(Inner {
                 disk,

@@ -27,6 +27,11 @@ pub const HOT_THRESHOLD: f64 = 0.5;
 /// The highest score: bounds how long past heavy use keeps a column hot (see the module docs).
 pub const MAX_SCORE: f64 = 8.0;
 
+/// A score below this is forgotten when the cache opens (its row deleted): about seven weeks
+/// after the last read of a column read once, ten after heavy use. Without it, every column
+/// ever read would keep a row forever.
+pub const FORGOTTEN: f64 = 0.01;
+
 /// One column's score as of `updated_unix`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score {
@@ -69,6 +74,11 @@ pub struct Heat {
     tables: HashMap<String, BTreeMap<i32, Entry>>,
     /// Whether any entry is dirty, so an idle periodic save costs one check.
     any_dirty: bool,
+}
+
+/// Splits saved rows into those worth keeping at `now` and those decayed below [`FORGOTTEN`].
+pub fn split_forgotten(rows: Vec<HeatRow>, now: i64) -> (Vec<HeatRow>, Vec<HeatRow>) {
+    rows.into_iter().partition(|r| r.score.at(now) >= FORGOTTEN)
 }
 
 impl Heat {
@@ -230,7 +240,7 @@ mod tests {
             heat.record("web.events", [4], T0 + 120);
             index.save_heat(&heat.take_dirty()).expect("save again");
         }
-        let (index, _) = Index::open(&path).expect("reopen");
+        let (mut index, _) = Index::open(&path).expect("reopen");
         let loaded = Heat::from_rows(index.load_heat().expect("load"));
         let later = T0 + 3 * WEEK;
         assert_eq!(loaded.scores("web.events", later), heat.scores("web.events", later));
@@ -239,5 +249,13 @@ mod tests {
         assert!(loaded.hot("web.events", later).is_empty(), "three weeks idle: cold");
         let mut loaded = loaded;
         assert!(loaded.take_dirty().is_empty(), "what was loaded is on disk already");
+
+        // Months later every score has decayed below FORGOTTEN: the rows go.
+        let (keep, forget) = split_forgotten(index.load_heat().expect("load"), T0 + 10 * WEEK);
+        assert!(keep.is_empty() && forget.len() == 3, "{keep:?}");
+        let (keep, _) = split_forgotten(index.load_heat().expect("load"), T0 + WEEK);
+        assert_eq!(keep.len(), 3, "a week later all are kept");
+        index.forget_heat(&forget).expect("forget");
+        assert!(index.load_heat().expect("load").is_empty());
     }
 }

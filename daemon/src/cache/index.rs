@@ -321,6 +321,18 @@ impl Index {
         .collect()
     }
 
+    /// Deletes the heat rows of these tables and columns, in one transaction.
+    pub fn forget_heat(&mut self, rows: &[HeatRow]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM heat WHERE table_name = ?1 AND column_id = ?2")?;
+            for r in rows {
+                stmt.execute(params![r.table_name, r.column_id])?;
+            }
+        }
+        tx.commit()
+    }
+
     /// Saves a batch of heat scores (replacing the rows of the same table and column), in one
     /// transaction.
     pub fn save_heat(&mut self, rows: &[HeatRow]) -> rusqlite::Result<()> {
