@@ -24,6 +24,18 @@ pub fn median_time<T>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> 
     Ok((times[times.len() / 2], out))
 }
 
+/// This process's resident memory (`VmRSS`): the daemon's, when it runs in the benchmark.
+pub fn rss_bytes() -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .context("VmRSS in /proc/self/status")?;
+    Ok(kib.trim().parse::<u64>()? << 10)
+}
+
 /// A lake generated for a benchmark, with the daemon's folders beside it.
 pub struct BenchLake {
     /// The temporary folder holding everything (removed on drop).

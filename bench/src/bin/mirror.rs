@@ -4,11 +4,18 @@
 //! Baseline: SQLite's own `VACUUM INTO` copying the same catalog file (the least work any
 //! local copy of the catalog can do). Reported: absolute times and the ratio mirror ÷ baseline.
 //!
+//! Then the real daemon over the same catalog, mounted (its data store is never reached: `ls`
+//! and `stat` are answered from the mirror): its start time, its memory at rest, and `ls -l` of
+//! the table's folder (every entry listed and stat'ed) against the same on a local folder of as
+//! many empty files.
+//!
 //! `cargo run --release -p warmlake-bench --bin mirror -- [files] [snapshots] [columns]`
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Context as _;
+use warmlake_bench::{median_time, rss_bytes};
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
 use warmlake_daemon::generate::CATALOG_DDL;
 use warmlake_daemon::governance::MirrorScrub;
@@ -115,6 +122,69 @@ fn main() -> anyhow::Result<()> {
         incremental.as_secs_f64() / baseline.as_secs_f64(),
         report.rows,
         report.full
+    );
+    daemon_listing(tmp.path(), &source, files)
+}
+
+/// Starts the daemon over `catalog` with the lake mounted and measures what the module docs say.
+fn daemon_listing(dir: &Path, catalog: &Path, files: i64) -> anyhow::Result<()> {
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt)?;
+    std::fs::write(dir.join("policy.toml"), "")?;
+    // The store's endpoint is a closed port: nothing here may need it.
+    let text = format!(
+        "[lake]\nname = \"bench\"\ncatalog = \"sqlite:{catalog}\"\n[state]\ndir = \"{state}\"\n\
+         [cache]\ndir = \"{cache}\"\nmin_free_disk = \"0B\"\n[mount]\npath = \"{mnt}\"\n[sql]\nenabled = false\n\
+         [policy]\nfile = \"{policy}\"\n[refresh]\ninterval_seconds = 3600\n\
+         [store]\nendpoint = \"http://127.0.0.1:9\"\nregion = \"us-east-1\"\naccess_key_id = \"bench\"\n\
+         secret_access_key = \"bench\"\nallow_http = true\n",
+        catalog = catalog.display(),
+        state = dir.join("state").display(),
+        cache = dir.join("cache").display(),
+        mnt = mnt.display(),
+        policy = dir.join("policy.toml").display(),
+    );
+    let config = warmlake_daemon::config::Config::parse(&text, &dir.join("config.toml"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let before = rss_bytes()?;
+    let started = Instant::now();
+    let daemon = warmlake_daemon::daemon::Daemon::start(config, runtime.handle().clone())?;
+    let start = started.elapsed();
+    let at_rest = rss_bytes()?.saturating_sub(before);
+
+    // `ls -l`: list, and stat every entry.
+    let list = |folder: &Path| -> anyhow::Result<usize> {
+        let mut n = 0;
+        for entry in std::fs::read_dir(folder)? {
+            std::hint::black_box(entry?.metadata()?.len());
+            n += 1;
+        }
+        Ok(n)
+    };
+    let table = mnt.join("main").join("events");
+    let (first_ls, listed) = median_time(1, || list(&table))?;
+    anyhow::ensure!(listed as i64 >= files, "the mount lists {listed} files, the catalog has {files}");
+    let (ls, _) = median_time(5, || list(&table))?;
+    let local = dir.join("local-table");
+    std::fs::create_dir_all(&local)?;
+    for i in 0..listed {
+        std::fs::File::create(local.join(format!("f{i}.parquet")))?;
+    }
+    let (local_ls, _) = median_time(5, || list(&local))?;
+    let after_ls = rss_bytes()?.saturating_sub(before);
+    daemon.stop()?;
+    println!("daemon start (first mirror, publish, mount): {:>8.3} s", start.as_secs_f64());
+    println!(
+        "daemon memory at rest (RSS it added):    {:>8.1} MiB; after the listings {:.1} MiB",
+        at_rest as f64 / 1048576.0,
+        after_ls as f64 / 1048576.0
+    );
+    println!(
+        "ls -l of the table's {listed} files:    {:>8.3} s first, {:.3} s again   ratio {:.2} to a local folder ({:.3} s)",
+        first_ls.as_secs_f64(),
+        ls.as_secs_f64(),
+        ls.as_secs_f64() / local_ls.as_secs_f64(),
+        local_ls.as_secs_f64()
     );
     Ok(())
 }

@@ -25,8 +25,8 @@ use clap::Parser;
 use tokio_postgres::SimpleQueryMessage;
 use warmlake_bench::dashboard::DASHBOARD;
 use warmlake_bench::local::LocalLake;
-use warmlake_bench::median_time;
 use warmlake_bench::remote::{RemoteLake, mib};
+use warmlake_bench::{median_time, rss_bytes};
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::LakeSpec;
 
@@ -467,17 +467,6 @@ async fn run_clients(config: &tokio_postgres::Config, clients: usize, deadline: 
         all.errors.extend(out.errors);
     }
     Ok(all)
-}
-
-/// This process's resident memory (`VmRSS`).
-fn rss_bytes() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .context("VmRSS in /proc/self/status")?;
-    Ok(kib.trim().parse::<u64>()? << 10)
 }
 
 fn ms(d: Duration) -> f64 {
