@@ -119,6 +119,28 @@ impl Default for PrewarmColumns {
     }
 }
 
+impl From<&warmlake_policy::ColumnSelection> for PrewarmColumns {
+    /// The request that asks for `selection` (the inverse of [`PrewarmColumns::selection`]).
+    fn from(selection: &warmlake_policy::ColumnSelection) -> Self {
+        use warmlake_policy::ColumnSelection;
+        match selection {
+            ColumnSelection::All => PrewarmColumns::Named("all".into()),
+            ColumnSelection::Hot => PrewarmColumns::Named("hot".into()),
+            ColumnSelection::Listed(globs) => PrewarmColumns::Listed(globs.iter().map(|g| g.as_str().into()).collect()),
+        }
+    }
+}
+
+impl std::fmt::Display for PrewarmColumns {
+    /// As `warmlake prewarm --columns` takes it: `all`, `hot`, or names separated by commas.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrewarmColumns::Named(n) => f.write_str(n),
+            PrewarmColumns::Listed(names) => f.write_str(&names.join(",")),
+        }
+    }
+}
+
 impl PrewarmColumns {
     /// The policy model's selection, or what is wrong with the request.
     pub fn selection(&self) -> Result<warmlake_policy::ColumnSelection, String> {

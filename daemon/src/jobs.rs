@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use warmlake_policy::{ColumnSelection, QualifiedGlob};
+use warmlake_policy::QualifiedGlob;
 
 use crate::prewarm::{PrewarmProgress, PrewarmRequest};
 
@@ -34,16 +34,10 @@ struct Entry {
 
 impl Entry {
     fn new(name: &str, request: &PrewarmRequest) -> Entry {
-        use crate::control::PrewarmColumns;
-        let columns = match &request.columns {
-            ColumnSelection::All => PrewarmColumns::Named("all".into()),
-            ColumnSelection::Hot => PrewarmColumns::Named("hot".into()),
-            ColumnSelection::Listed(globs) => PrewarmColumns::Listed(globs.iter().map(|g| g.as_str().into()).collect()),
-        };
         Entry {
             name: name.to_string(),
             tables: request.tables.iter().map(|t| t.as_str().to_string()).collect(),
-            columns,
+            columns: (&request.columns).into(),
             pin: request.pin,
             snapshot: request.snapshot,
         }
@@ -220,7 +214,7 @@ impl Drop for JobHandle {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use warmlake_policy::Glob;
+    use warmlake_policy::{ColumnSelection, Glob};
 
     fn request(tables: &[&str], columns: ColumnSelection) -> PrewarmRequest {
         let tables = tables.iter().map(|t| QualifiedGlob::new(t).unwrap()).collect();

@@ -17,6 +17,31 @@ fn config(dir: &std::path::Path) -> CacheConfig {
     CacheConfig { min_free_disk: 0, ..CacheConfig::new(dir) }
 }
 
+/// Writes `select` with DuckDB as a Parquet file with field ids (as DuckLake writes them: `options`
+/// holds `ROW_GROUP_SIZE` and `FIELD_IDS`), uploads it as `key`, and returns its bytes, its
+/// footer size and its layout.
+fn upload_parquet(
+    rt: &tokio::runtime::Runtime,
+    store: &warmlake_daemon::store::Store,
+    key: &str,
+    select: &str,
+    options: &str,
+) -> (Vec<u8>, u64, layout::Layout) {
+    let work = tempfile::tempdir().expect("work");
+    let file = work.path().join("t.parquet");
+    duckdb::Connection::open_in_memory()
+        .expect("duckdb")
+        .execute_batch(&format!("COPY ({select}) TO '{}' (FORMAT parquet, {options})", file.display()))
+        .expect("write parquet");
+    let source = std::fs::read(&file).expect("read parquet");
+    upload(rt, store, key, &source);
+    let size = source.len() as u64;
+    let footer_size = layout::metadata_len_from_tail(&source[source.len() - 8..]).expect("tail");
+    let footer = layout::footer_range(size, footer_size).expect("range");
+    let local = layout::parse_footer(&source[footer.start as usize..], size).expect("layout");
+    (source, footer_size, local)
+}
+
 /// Reads all of `obj` in `step`-byte reads through the cache.
 fn read_all(cache: &Cache, obj: &ObjectRef, step: u64, opts: ReadOptions) -> Vec<u8> {
     let mut out = Vec::with_capacity(obj.size as usize);
@@ -70,23 +95,14 @@ fn parquet_miss_widens_to_the_column_chunk() {
     let rt = runtime();
     let (store, counter) = server.counting_store();
     // A DuckDB-written Parquet file with field ids, as DuckLake writes them.
-    let work = tempfile::tempdir().expect("work");
-    let file = work.path().join("t.parquet");
-    duckdb::Connection::open_in_memory()
-        .expect("duckdb")
-        .execute_batch(&format!(
-            "COPY (SELECT i AS id, md5(i::VARCHAR) AS h, i * 0.5 AS x FROM range(200000) t(i)) TO '{}' \
-             (FORMAT parquet, ROW_GROUP_SIZE 50000, FIELD_IDS {{id: 1, h: 2, x: 3}})",
-            file.display()
-        ))
-        .expect("write parquet");
-    let source = std::fs::read(&file).expect("read parquet");
-    upload(&rt, &store, "t.parquet", &source);
+    let (source, footer_size, local) = upload_parquet(
+        &rt,
+        &store,
+        "t.parquet",
+        "SELECT i AS id, md5(i::VARCHAR) AS h, i * 0.5 AS x FROM range(200000) t(i)",
+        "ROW_GROUP_SIZE 50000, FIELD_IDS {id: 1, h: 2, x: 3}",
+    );
     let size = source.len() as u64;
-    let footer_size = layout::metadata_len_from_tail(&source[source.len() - 8..]).expect("tail");
-    let local =
-        layout::parse_footer(&source[layout::footer_range(size, footer_size).expect("range").start as usize..], size)
-            .expect("layout");
     let chunk = local.chunks_of_field(2).nth(1).expect("second chunk of h").range.clone();
 
     let dir = tempfile::tempdir().expect("cache dir");
@@ -375,26 +391,16 @@ fn a_sequential_reader_is_fetched_ahead_of_and_a_column_reader_is_not() {
     let rt = runtime();
     let (store, counter) = server.counting_store();
     // 8 columns × 40 row groups: 320 small chunks, as a wide table's files have.
-    let work = tempfile::tempdir().expect("work");
-    let file = work.path().join("w.parquet");
     let columns: Vec<String> = (1..=8).map(|i| format!("md5((i * {i})::VARCHAR) AS c{i}")).collect();
     let ids: Vec<String> = (1..=8).map(|i| format!("c{i}: {i}")).collect();
-    duckdb::Connection::open_in_memory()
-        .expect("duckdb")
-        .execute_batch(&format!(
-            "COPY (SELECT {} FROM range(80000) t(i)) TO '{}' (FORMAT parquet, ROW_GROUP_SIZE 2000, FIELD_IDS {{{}}})",
-            columns.join(", "),
-            file.display(),
-            ids.join(", ")
-        ))
-        .expect("write parquet");
-    let source = std::fs::read(&file).expect("read parquet");
-    upload(&rt, &store, "w.parquet", &source);
+    let (source, footer_size, local) = upload_parquet(
+        &rt,
+        &store,
+        "w.parquet",
+        &format!("SELECT {} FROM range(80000) t(i)", columns.join(", ")),
+        &format!("ROW_GROUP_SIZE 2000, FIELD_IDS {{{}}}", ids.join(", ")),
+    );
     let size = source.len() as u64;
-    let footer_size = layout::metadata_len_from_tail(&source[source.len() - 8..]).expect("tail");
-    let local =
-        layout::parse_footer(&source[layout::footer_range(size, footer_size).expect("range").start as usize..], size)
-            .expect("layout");
     assert!(local.chunks.len() >= 300, "{} chunks", local.chunks.len());
 
     // One column, chunk by chunk in page-sized reads, as DuckDB reads a column through the

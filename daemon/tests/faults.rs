@@ -26,27 +26,16 @@ use warmlake_daemon::config::Config;
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::LakeSpec;
 use warmlake_daemon::store::StoreDecorator;
-use warmlake_netproxy::{FaultKind, Faults, Proxy};
+use warmlake_netproxy::{FaultKind, Faults, Proxy, Xorshift};
 
 /// Fails about one read in four and truncates about one in eight, while `on`.
 #[derive(Debug)]
 struct FaultStore {
     inner: Arc<dyn ObjectStore>,
     on: Arc<AtomicBool>,
-    state: AtomicU64,
+    /// Seeded, so a failing run can be replayed.
+    rolls: Xorshift,
     injected: Arc<AtomicU64>,
-}
-
-impl FaultStore {
-    /// A deterministic pseudo-random number (xorshift), so a failing run can be replayed.
-    fn roll(&self) -> u64 {
-        let mut x = self.state.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state.store(x, Ordering::Relaxed);
-        x % 8
-    }
 }
 
 impl fmt::Display for FaultStore {
@@ -69,7 +58,7 @@ impl ObjectStore for FaultStore {
         if !self.on.load(Ordering::Relaxed) {
             return self.inner.get_opts(location, options).await;
         }
-        match self.roll() {
+        match self.rolls.next() % 8 {
             0 | 1 => {
                 self.injected.fetch_add(1, Ordering::Relaxed);
                 Err(object_store::Error::Generic { store: "fault", source: "injected: 503 Slow Down".into() })
@@ -111,6 +100,17 @@ impl ObjectStore for FaultStore {
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
+}
+
+/// A small lake in the S3 server and a daemon config for it, with an empty policy (a user's own
+/// must not change what is tested); `None` when the server cannot run here (skipped).
+fn small_remote_lake() -> Option<(RemoteLake, Config)> {
+    let spec = LakeSpec { events_rows: 50_000, events_files: 4, ..LakeSpec::default() };
+    let remote = RemoteLake::new(&spec)?;
+    let policy = remote.tmp.path().join("policy.toml");
+    std::fs::write(&policy, "").expect("policy");
+    let cfg = remote.config_with(&format!("[policy]\nfile = \"{}\"\n", policy.display()));
+    Some((remote, cfg))
 }
 
 /// Every data file of the lake's newest snapshot: its path under the mount, its source bytes.
@@ -177,11 +177,7 @@ fn store_faults_give_exact_bytes_or_eio_never_wrong_ones() {
     if !fixtures::fuse_available("store_faults_give_exact_bytes_or_eio_never_wrong_ones") {
         return;
     }
-    let spec = LakeSpec { events_rows: 50_000, events_files: 4, ..LakeSpec::default() };
-    let Some(mut remote) = RemoteLake::new(&spec) else { return };
-    std::fs::write(remote.tmp.path().join("policy.toml"), "").expect("policy");
-    let mut cfg =
-        remote.config_with(&format!("[policy]\nfile = \"{}\"\n", remote.tmp.path().join("policy.toml").display()));
+    let Some((mut remote, mut cfg)) = small_remote_lake() else { return };
     let on = Arc::new(AtomicBool::new(true));
     let injected = Arc::new(AtomicU64::new(0));
     let (flag, count) = (Arc::clone(&on), Arc::clone(&injected));
@@ -189,7 +185,7 @@ fn store_faults_give_exact_bytes_or_eio_never_wrong_ones() {
         Arc::new(FaultStore {
             inner,
             on: Arc::clone(&flag),
-            state: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+            rolls: Xorshift::new(0x9e37_79b9_7f4a_7c15),
             injected: Arc::clone(&count),
         }) as Arc<dyn ObjectStore>
     })));
@@ -210,11 +206,7 @@ fn broken_connections_give_exact_bytes_or_eio_never_wrong_ones() {
     if !fixtures::fuse_available("broken_connections_give_exact_bytes_or_eio_never_wrong_ones") {
         return;
     }
-    let spec = LakeSpec { events_rows: 50_000, events_files: 4, ..LakeSpec::default() };
-    let Some(mut remote) = RemoteLake::new(&spec) else { return };
-    std::fs::write(remote.tmp.path().join("policy.toml"), "").expect("policy");
-    let mut cfg =
-        remote.config_with(&format!("[policy]\nfile = \"{}\"\n", remote.tmp.path().join("policy.toml").display()));
+    let Some((mut remote, mut cfg)) = small_remote_lake() else { return };
     let server = remote.server.as_ref().expect("server");
     let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
     let faults = Faults::new(1, Duration::from_secs(30), 0x2545_f491_4f6c_dd1d);

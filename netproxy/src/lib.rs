@@ -50,6 +50,28 @@ pub enum FaultKind {
 
 const KINDS: [FaultKind; 3] = [FaultKind::Reset, FaultKind::Truncate, FaultKind::Stall];
 
+/// A seeded xorshift generator, shared between threads: faults drawn from it replay exactly
+/// from the same seed (the proxy's, and the tests' own fault decorators).
+#[derive(Debug)]
+pub struct Xorshift(AtomicU64);
+
+impl Xorshift {
+    /// Starts from `seed` (any value; zero is made odd, as xorshift needs a non-zero state).
+    pub fn new(seed: u64) -> Xorshift {
+        Xorshift(AtomicU64::new(seed | 1))
+    }
+
+    /// The next number.
+    pub fn next(&self) -> u64 {
+        let mut x = self.0.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0.store(x, Ordering::Relaxed);
+        x
+    }
+}
+
 /// Faults to inject, shared with the proxy so a test can turn them on and off and count them.
 /// Which connections break is fixed (the first while on, then every `every`-th), so a test is
 /// sure to see faults however few connections its client pools; the kinds take turns, and where
@@ -61,7 +83,7 @@ pub struct Faults {
     /// How long a stall lasts.
     pub stall: Duration,
     connections: AtomicU64,
-    state: AtomicU64,
+    rolls: Xorshift,
     injected: [AtomicU64; 3],
 }
 
@@ -74,7 +96,7 @@ impl Faults {
             every: every.max(1),
             stall,
             connections: AtomicU64::new(0),
-            state: AtomicU64::new(seed | 1),
+            rolls: Xorshift::new(seed),
             injected: Default::default(),
         })
     }
@@ -94,15 +116,6 @@ impl Faults {
         KINDS.iter().map(|k| self.injected(*k)).sum()
     }
 
-    fn roll(&self) -> u64 {
-        let mut x = self.state.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state.store(x, Ordering::Relaxed);
-        x
-    }
-
     /// The fault for a new connection, if it gets one: which, and after how many bytes.
     fn draw(&self) -> Option<(FaultKind, u64)> {
         if !self.on.load(Ordering::SeqCst) {
@@ -112,7 +125,7 @@ impl Faults {
         if !n.is_multiple_of(self.every) {
             return None;
         }
-        Some((KINDS[((n / self.every) % 3) as usize], self.roll() % FAULT_WITHIN))
+        Some((KINDS[((n / self.every) % 3) as usize], self.rolls.next() % FAULT_WITHIN))
     }
 }
 

@@ -348,12 +348,8 @@ fn prewarm(
         return Err(bad("prewarm needs at least one table (schema.table; globs such as sales.* work)".into()));
     }
     // Named by what it asks for: the same prewarm asked twice runs once.
-    let what = match columns {
-        super::PrewarmColumns::Named(n) => n.clone(),
-        super::PrewarmColumns::Listed(names) => names.join(","),
-    };
     let at = snapshot.map(|s| format!(" --snapshot {s}")).unwrap_or_default();
-    let name = format!("prewarm {} --columns {what}{at}{}", tables.join(" "), if pin { " --pin" } else { "" });
+    let name = format!("prewarm {} --columns {columns}{at}{}", tables.join(" "), if pin { " --pin" } else { "" });
     let tables = tables.iter().map(|t| warmlake_policy::QualifiedGlob::new(t)).collect::<Result<Vec<_>, _>>();
     let request = crate::prewarm::PrewarmRequest {
         tables: tables.map_err(bad)?,
