@@ -322,6 +322,9 @@ struct Inner {
     /// Decayed demand-read scores per table and column (field id): what people read, for `hot`
     /// prewarming. Loaded at open, saved in batches by [`Cache::save_heat`]. A leaf lock.
     heat: Mutex<Heat>,
+    /// Signalled each time an object was found changed in the store (another size or ETag) and
+    /// dropped: whoever handed out its bytes before (the mount's page cache) must drop them too.
+    changed: tokio::sync::watch::Sender<()>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -352,8 +355,15 @@ impl Cache {
                 layouts: Mutex::new(HashMap::new()),
                 streams: Mutex::new(stream::Streams::default()),
                 heat: Mutex::new(heat),
+                changed: tokio::sync::watch::Sender::new(()),
             }),
         })
+    }
+
+    /// Wakes each time an object was found changed in the store and dropped (see
+    /// `Inner::changed`; counted in `Counters::objects_changed`). Ends when the cache is dropped.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.inner.changed.subscribe()
     }
 
     /// The configuration the cache was opened with.
@@ -932,6 +942,11 @@ impl Cache {
             .metrics
             .record(object.table.as_deref(), Counters { requests: 1, bytes_fetched: n, ..Counters::default() });
         let changed = |detail: String| {
+            self.inner
+                .disk
+                .metrics
+                .record(object.table.as_deref(), Counters { objects_changed: 1, ..Counters::default() });
+            self.inner.changed.send_replace(());
             FlightError::Store(Arc::new(StoreError::Changed {
                 store: object.store.id().to_string(),
                 key: object.key.clone(),

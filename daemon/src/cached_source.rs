@@ -78,6 +78,7 @@ fn source_error(object: &ObjectRef, e: CacheError) -> SourceError {
     match e {
         CacheError::Store(store) => match &*store {
             StoreError::NotFound { .. } => SourceError::NotFound { key },
+            StoreError::Changed { .. } => SourceError::Changed { key, reason: store.to_string() },
             _ => SourceError::Unavailable { key, reason: store.to_string() },
         },
         CacheError::Io { source, path } => {

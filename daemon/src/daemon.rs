@@ -273,6 +273,9 @@ impl Daemon {
             let tree: Arc<dyn warmlake_fuse_mount::Tree> = daemon.tree.clone();
             let m = warmlake_fuse_mount::mount(tree, path, &mount_options(daemon.cache.is_some()))?;
             tracing::info!(mount = %path.display(), "lake mounted");
+            if let Some(cache) = &daemon.cache {
+                drop_pages_on_change(&daemon.runtime, cache.changes(), m.page_dropper());
+            }
             *lock(&daemon.mount) = Some(m);
         }
         daemon.start_sql(local_root)?;
@@ -767,6 +770,22 @@ impl Daemon {
         let daemon = Arc::try_unwrap(daemon).map_err(|_| DaemonError::Task("a refresh is still running".into()))?;
         tokio::task::spawn_blocking(move || daemon.stop()).await.map_err(|e| DaemonError::Task(e.to_string()))?
     }
+}
+
+/// An object that changed in the store was dropped from the cache; pages the kernel holds of it
+/// would be served beside bytes of the new version, so they go too, whoever noticed the change
+/// (a reader, a prewarm, a fetch ahead). Ends with the cache.
+fn drop_pages_on_change(
+    runtime: &tokio::runtime::Handle,
+    mut changes: tokio::sync::watch::Receiver<()>,
+    pages: warmlake_fuse_mount::PageDropper,
+) {
+    runtime.spawn(async move {
+        while changes.changed().await.is_ok() {
+            tracing::warn!("an object changed in the store; dropping the mount's cached pages");
+            pages.drop_all();
+        }
+    });
 }
 
 /// Where file contents come from: the lake's own folder when its data is a plain path (no copy

@@ -51,6 +51,10 @@ pub enum SourceError {
     /// Not cached, and the store cannot be reached right now.
     #[error("{key} is unavailable: {reason}")]
     Unavailable { key: LakeKey, reason: String },
+    /// The object in the store is not the version read before (another ETag): what was
+    /// cached of it is dropped, and so must be what readers hold of it.
+    #[error("{key} changed in the store: {reason}")]
+    Changed { key: LakeKey, reason: String },
     /// A local read failed.
     #[error("{key}: {source}")]
     Io { key: LakeKey, source: std::io::Error },
@@ -499,6 +503,7 @@ impl OpenObject {
                 TreeError::NotFound { path: self.path.clone() }
             }
             SourceError::Unavailable { reason, .. } => TreeError::Unavailable { path: self.path.clone(), reason },
+            SourceError::Changed { reason, .. } => TreeError::Changed { path: self.path.clone(), reason },
             SourceError::Io { source, .. } => TreeError::Io { path: self.path.clone(), source },
         }
     }

@@ -1,9 +1,11 @@
 //! Faults from the store: a decorator in front of a real S3-compatible server fails a share of
-//! reads (an error like a 503 that survived the retries) and cuts the body of others short; and
-//! a real TCP proxy (`warmlake-netproxy`) breaks connections: resets, short bodies, stalls.
+//! reads (an error like a 503 that survived the retries) and cuts the body of others short; a
+//! real TCP proxy (`warmlake-netproxy`) breaks connections: resets, short bodies, stalls; and its
+//! HTTP proxy answers a fifth of requests with S3's 500 and 503 errors or a wrong ETag.
 //! Every read through the mount must return the source's exact bytes or fail with `EIO` —
-//! never short, never wrong — and once the faults stop, everything reads; after a restart with
-//! the store gone, everything the cache kept is still exact (it never stored a partial range).
+//! never short, never wrong — and every query through the SQL socket the right rows or an
+//! error with a SQLSTATE; once the faults stop, everything reads; after a restart with the
+//! store gone, everything the cache kept is still exact (it never stored a partial range).
 
 mod cache_support;
 mod fixtures;
@@ -26,7 +28,7 @@ use warmlake_daemon::config::Config;
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::LakeSpec;
 use warmlake_daemon::store::StoreDecorator;
-use warmlake_netproxy::{FaultKind, Faults, Proxy, Xorshift};
+use warmlake_netproxy::{FaultKind, Faults, HttpFaultKind, HttpFaults, HttpProxy, Proxy, Xorshift};
 
 /// Fails about one read in four and truncates about one in eight, while `on`.
 #[derive(Debug)]
@@ -111,6 +113,21 @@ fn small_remote_lake() -> Option<(RemoteLake, Config)> {
     std::fs::write(&policy, "").expect("policy");
     let cfg = remote.config_with(&format!("[policy]\nfile = \"{}\"\n", policy.display()));
     Some((remote, cfg))
+}
+
+/// Points the daemon's store at `proxy` instead of the server behind it; a stalled response
+/// fails after 2 s, and is retried.
+fn route_store_through(remote: &RemoteLake, cfg: &mut Config, proxy: std::net::SocketAddr) {
+    let endpoint = remote.server.as_ref().expect("server").endpoint();
+    for (_, value) in cfg.store.options.iter_mut().filter(|(_, v)| *v == endpoint) {
+        *value = format!("http://{proxy}");
+    }
+    cfg.store.request_timeout = Duration::from_secs(2);
+}
+
+/// The server's address, for a proxy in front of it.
+fn upstream(remote: &RemoteLake) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], remote.server.as_ref().expect("server").port))
 }
 
 /// Every data file of the lake's newest snapshot: its path under the mount, its source bytes.
@@ -207,17 +224,11 @@ fn broken_connections_give_exact_bytes_or_eio_never_wrong_ones() {
         return;
     }
     let Some((mut remote, mut cfg)) = small_remote_lake() else { return };
-    let server = remote.server.as_ref().expect("server");
-    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
     let faults = Faults::new(1, Duration::from_secs(30), 0x2545_f491_4f6c_dd1d);
-    let proxy = Proxy::with_faults(remote.rt.handle(), upstream, Duration::ZERO, None, Some(Arc::clone(&faults)))
-        .expect("proxy");
-    let endpoint = server.endpoint();
-    for (_, value) in cfg.store.options.iter_mut().filter(|(_, v)| *v == endpoint) {
-        *value = format!("http://{}", proxy.addr());
-    }
-    // A stalled response fails after this, and is retried.
-    cfg.store.request_timeout = Duration::from_secs(2);
+    let proxy =
+        Proxy::with_faults(remote.rt.handle(), upstream(&remote), Duration::ZERO, None, Some(Arc::clone(&faults)))
+            .expect("proxy");
+    route_store_through(&remote, &mut cfg, proxy.addr());
     let files = lake_files(&remote);
     let daemon = Daemon::start(cfg.clone(), remote.rt.handle().clone()).expect("daemon starts");
     let (exact, failed) = read_under_faults(&files, 3);
@@ -228,5 +239,156 @@ fn broken_connections_give_exact_bytes_or_eio_never_wrong_ones() {
         kinds[0], kinds[1], kinds[2]
     );
     faults.set_on(false);
+    check_recovery(&mut remote, cfg, daemon, &files);
+}
+
+/// A fifth of the store's requests answered with S3's `500 InternalError` or `503 SlowDown`, or
+/// given a wrong ETag, by a real HTTP proxy: the 5xx are retried by the store client (one retry
+/// in these tests, so some survive it and fail the read), and a wrong ETag makes the cache drop
+/// what it holds of the object and fail the read rather than mix versions.
+#[test]
+fn http_errors_and_wrong_etags_give_exact_bytes_or_eio_never_wrong_ones() {
+    if !fixtures::fuse_available("http_errors_and_wrong_etags_give_exact_bytes_or_eio_never_wrong_ones") {
+        return;
+    }
+    let Some((mut remote, mut cfg)) = small_remote_lake() else { return };
+    let faults = HttpFaults::new(20, &[], 0x0bad_5eed_1234_5678);
+    let proxy = HttpProxy::start(remote.rt.handle(), upstream(&remote), Arc::clone(&faults)).expect("proxy");
+    route_store_through(&remote, &mut cfg, proxy.addr());
+    let files = lake_files(&remote);
+    // Three passes from an empty cache (a warm cache asks the store for nothing), then one more
+    // whose cache stays.
+    let (mut exact, mut failed, mut passes) = (0, 0, 0);
+    let daemon = loop {
+        let daemon = Daemon::start(cfg.clone(), remote.rt.handle().clone()).expect("daemon starts");
+        let (e, f) = read_under_faults(&files, 2);
+        (exact, failed, passes) = (exact + e, failed + f, passes + 1);
+        if passes == 4 {
+            break daemon;
+        }
+        daemon.stop().expect("stop");
+        std::fs::remove_dir_all(remote.tmp.path().join("cache")).expect("empty the cache");
+    };
+    let kinds =
+        [HttpFaultKind::InternalError, HttpFaultKind::SlowDown, HttpFaultKind::WrongEtag].map(|k| faults.injected(k));
+    assert!(kinds.iter().all(|n| *n > 0), "every kind of fault was injected: {kinds:?}");
+    faults.set_on(false);
+    // An object last fetched with a wrong ETag fails its next read once (the real ETag differs
+    // from the one the cache kept), and never more often than wrong ETags were sent.
+    let (_, settling) = read_under_faults(&files, 1);
+    assert!(settling <= kinds[2], "{settling} reads failed after the faults stopped, {} wrong ETags", kinds[2]);
+    let changed = daemon.status().cache.expect("cache").totals.objects_changed;
+    eprintln!(
+        "http faults: {exact} exact reads, {failed} EIO over {} requests; 500s {}, 503s {}, wrong ETags {}; \
+         {changed} objects found changed (in the last pass), {settling} reads failed once after",
+        faults.requests(),
+        kinds[0],
+        kinds[1],
+        kinds[2]
+    );
+    check_recovery(&mut remote, cfg, daemon, &files);
+}
+
+/// Queries whose answers are exact (no float sums), over several files and both tables.
+const QUERIES: [&str; 4] = [
+    "SELECT kind, count(*), sum(duration_ms) FROM web.events GROUP BY kind ORDER BY kind",
+    "SELECT page, count(*) AS n FROM web.events GROUP BY page ORDER BY n DESC, page LIMIT 5",
+    "SELECT count(*), count(DISTINCT customer_id) FROM sales.orders",
+    "SELECT country, count(*) FROM web.events WHERE NOT is_bot GROUP BY country ORDER BY country",
+];
+
+/// A query's rows through the SQL socket as text (`NULL` for nulls), or the SQLSTATE and message
+/// of its error; a failure without a SQLSTATE (a dropped connection) fails the test.
+async fn socket_rows(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<Vec<String>>, (String, String)> {
+    match client.simple_query(sql).await {
+        Ok(messages) => Ok(messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect())
+                }
+                _ => None,
+            })
+            .collect()),
+        Err(e) => {
+            let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: failed without a SQLSTATE: {e}"));
+            Err((db.code().code().to_string(), db.message().to_string()))
+        }
+    }
+}
+
+/// The SQL socket over the mount while the store's requests fail at both levels: a fifth get a
+/// 500 or 503, and every connection is reset, cut short or stalled somewhere in its first 256 KiB. Every query answers
+/// the rows DuckDB reads from the local files, or an error with a SQLSTATE (the session goes
+/// on); once the faults stop every query is right, and the cache holds only exact bytes.
+#[test]
+fn socket_queries_under_store_faults_give_right_rows_or_a_sqlstate() {
+    if !fixtures::fuse_available("socket_queries_under_store_faults_give_right_rows_or_a_sqlstate") {
+        return;
+    }
+    let Some((mut remote, mut cfg)) = small_remote_lake() else { return };
+    let broken = Faults::new(1, Duration::from_secs(30), 0x51de_c0de_0000_0001);
+    let tcp =
+        Proxy::with_faults(remote.rt.handle(), upstream(&remote), Duration::ZERO, None, Some(Arc::clone(&broken)))
+            .expect("tcp proxy");
+    let errors = HttpFaults::new(20, &[HttpFaultKind::InternalError, HttpFaultKind::SlowDown], 0x51de_c0de_0000_0002);
+    let http = HttpProxy::start(remote.rt.handle(), tcp.addr(), Arc::clone(&errors)).expect("http proxy");
+    route_store_through(&remote, &mut cfg, http.addr());
+    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
+        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
+        None,
+    )
+    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
+    .expect("snapshot");
+    let expected: Vec<Vec<Vec<String>>> = QUERIES
+        .iter()
+        .map(|q| warmlake_daemon::local_query::query_text(&snapshot, q).expect("local query").rows)
+        .collect();
+    let files = lake_files(&remote);
+    let daemon = Daemon::start(cfg.clone(), remote.rt.handle().clone()).expect("daemon starts");
+    let settings = cfg.sql.clone().expect("sql settings");
+    let (right, failed, codes) = remote.rt.block_on(async {
+        let mut pg = tokio_postgres::Config::new();
+        pg.host_path(&settings.socket_dir).port(settings.port).dbname("lake").user("test");
+        let (client, conn) = pg.connect(tokio_postgres::NoTls).await.expect("connect to the SQL socket");
+        let driver = tokio::spawn(conn);
+        let (mut right, mut failed, mut codes) = (0u64, 0u64, std::collections::BTreeSet::new());
+        for _ in 0..3 {
+            for (sql, want) in QUERIES.iter().zip(&expected) {
+                match socket_rows(&client, sql).await {
+                    Ok(rows) => {
+                        assert_eq!(&rows, want, "{sql}: wrong rows under faults");
+                        right += 1;
+                    }
+                    Err((code, message)) => {
+                        eprintln!("{sql}: {code} {message}");
+                        codes.insert(code);
+                        failed += 1;
+                    }
+                }
+            }
+        }
+        errors.set_on(false);
+        broken.set_on(false);
+        for (sql, want) in QUERIES.iter().zip(&expected) {
+            assert_eq!(&socket_rows(&client, sql).await.expect("after the faults"), want, "{sql}");
+        }
+        drop(client);
+        let _ = driver.await;
+        (right, failed, codes)
+    });
+    assert!(
+        errors.total() > 0 && broken.total() > 0,
+        "faults were injected at both levels: {} HTTP errors, {} broken connections",
+        errors.total(),
+        broken.total()
+    );
+    eprintln!(
+        "socket under faults: {right} right answers, {failed} errors ({codes:?}); {} HTTP errors over {} requests, \
+         {} broken connections",
+        errors.total(),
+        errors.requests(),
+        broken.total()
+    );
     check_recovery(&mut remote, cfg, daemon, &files);
 }

@@ -31,6 +31,12 @@ pub enum TreeError {
     /// timed out). `EIO`: the reader must not mistake it for an empty or missing file.
     #[error("{path}: unavailable: {reason}")]
     Unavailable { path: TreePath, reason: String },
+    /// The file's bytes at their source no longer match those read before: its version changed
+    /// under the reader (a store answering with another ETag). `EIO`. The tree's owner should
+    /// also drop the kernel's cached pages ([`crate::PageDropper`]), so no page of the old
+    /// version is served next to bytes of the new one.
+    #[error("{path}: changed at its source: {reason}")]
+    Changed { path: TreePath, reason: String },
     /// A local I/O error (reading the cache, say). `EIO`; the cause is logged, not returned,
     /// because its errno (`ENOSPC` on the cache disk...) would mislead the reader of the mount.
     #[error("{path}: I/O error")]
@@ -50,6 +56,7 @@ impl TreeError {
             | TreeError::IsADirectory { path }
             | TreeError::PermissionDenied { path, .. }
             | TreeError::Unavailable { path, .. }
+            | TreeError::Changed { path, .. }
             | TreeError::Io { path, .. } => path,
         }
     }
@@ -62,6 +69,7 @@ impl TreeError {
             TreeError::IsADirectory { .. } => libc::EISDIR,
             TreeError::PermissionDenied { .. } => libc::EACCES,
             TreeError::Unavailable { .. } => libc::EIO,
+            TreeError::Changed { .. } => libc::EIO,
             TreeError::Io { .. } => libc::EIO,
         }
     }
@@ -133,6 +141,7 @@ impl FsError {
             | FsError::StaleInode { .. } => tracing::Level::DEBUG,
             FsError::Tree(TreeError::PermissionDenied { .. }) => tracing::Level::INFO,
             FsError::Tree(TreeError::Unavailable { .. })
+            | FsError::Tree(TreeError::Changed { .. })
             | FsError::Tree(TreeError::Io { .. })
             | FsError::UnknownInode(_)
             | FsError::UnknownHandle(_)
@@ -170,6 +179,7 @@ mod tests {
             (TreeError::IsADirectory { path: p("a") }, libc::EISDIR),
             (TreeError::PermissionDenied { path: p("a"), reason: "policy".into() }, libc::EACCES),
             (TreeError::Unavailable { path: p("a"), reason: "store unreachable".into() }, libc::EIO),
+            (TreeError::Changed { path: p("a"), reason: "ETag differs".into() }, libc::EIO),
             (TreeError::Io { path: p("a"), source: io::Error::from_raw_os_error(libc::ENOSPC) }, libc::EIO),
         ];
         for (err, errno) in cases {

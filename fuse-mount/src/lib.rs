@@ -34,6 +34,6 @@ pub mod tree;
 pub use conformance::{ConformanceReport, tree_conformance};
 pub use error::TreeError;
 pub use mem_tree::{Fault, FaultOp, MemTree, MemTreeError};
-pub use mount::{Mount, MountError, MountOptions, mount};
+pub use mount::{Mount, MountError, MountOptions, PageDropper, mount};
 pub use path::{PathError, TreePath};
 pub use tree::{Attr, DirEntry, NodeKind, OpenFile, Tree};

@@ -37,6 +37,8 @@ pub enum Fault {
     PermissionDenied(String),
     /// [`TreeError::Unavailable`] with this reason.
     Unavailable(String),
+    /// [`TreeError::Changed`] with this reason.
+    Changed(String),
     /// [`TreeError::Io`] with an `io::Error` of this kind.
     Io(io::ErrorKind),
 }
@@ -48,6 +50,7 @@ impl Fault {
             Fault::NotFound => TreeError::NotFound { path },
             Fault::PermissionDenied(reason) => TreeError::PermissionDenied { path, reason: reason.clone() },
             Fault::Unavailable(reason) => TreeError::Unavailable { path, reason: reason.clone() },
+            Fault::Changed(reason) => TreeError::Changed { path, reason: reason.clone() },
             Fault::Io(kind) => TreeError::Io { path, source: io::Error::new(*kind, "injected fault") },
         }
     }

@@ -207,6 +207,11 @@ impl Mount {
         &self.mountpoint
     }
 
+    /// A handle that drops the kernel's cached pages of the mount's files (see [`PageDropper`]).
+    pub fn page_dropper(&self) -> PageDropper {
+        PageDropper { inodes: Arc::clone(&self.inodes), pushes: self.pushes.clone() }
+    }
+
     /// Tells the kernel to forget every name and directory attribute it cached, after the tree
     /// changed (a new snapshot, a stricter policy): without this, a removed file stays visible
     /// and a new one hidden for up to the entry TTL. With `contents`, cached file pages go too
@@ -331,6 +336,25 @@ pub fn mount(tree: Arc<dyn Tree>, mountpoint: &Path, opts: &MountOptions) -> Res
         );
     }
     Ok(Mount { session: Some(session), mountpoint, helpers, inodes, pushes })
+}
+
+/// Drops the kernel's cached pages of every file of a mount, for a tree whose files' bytes
+/// changed at their source (an object replaced in the store under the same name). Every file,
+/// not the changed one alone: the tree's owner knows objects, not the inodes the kernel holds
+/// them under, and a change is rare. Cheap to clone, callable from any thread, never blocks:
+/// the drops run on the mount's push thread, so code a read waits on may call it.
+#[derive(Debug, Clone)]
+pub struct PageDropper {
+    inodes: Arc<Mutex<InodeTable>>,
+    pushes: PushControl,
+}
+
+impl PageDropper {
+    /// Drops the cached pages of every file the kernel knows.
+    pub fn drop_all(&self) {
+        let (_, _, files) = self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dentries();
+        self.pushes.forget(files);
+    }
 }
 
 /// Sets the kernel readahead of the new mount to `bytes` (rounded down to KiB).

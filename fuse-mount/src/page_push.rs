@@ -13,13 +13,18 @@
 //! queued before [`crate::Mount::invalidate`] is dropped too, so pages the tree no longer serves
 //! are never put back; and a push inside the range last pushed for the same file is skipped.
 //!
+//! The same thread drops the kernel's pages of files whose bytes changed at their source
+//! ([`crate::PageDropper`], `FUSE_NOTIFY_INVAL_INODE`), for the same reason: dropping a page
+//! waits for its lock, which a read may hold while it waits for the very code asking for the
+//! drop. Drops are never lost, and every push queued before one is dropped.
+//!
 //! [`OpenFile::read_ahead`]: crate::OpenFile::read_ahead
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 
 use fuser::{INodeNo, Notifier};
@@ -37,6 +42,10 @@ const REMEMBERED: usize = 4096;
 pub(crate) struct PushControl {
     notifier: Arc<OnceLock<Notifier>>,
     epoch: Arc<AtomicU64>,
+    /// Files whose kernel pages are to be dropped, in order.
+    forgets: Arc<Mutex<Vec<INodeNo>>>,
+    /// Wakes the push thread (set when it starts).
+    wake: Arc<OnceLock<SyncSender<Job>>>,
 }
 
 impl PushControl {
@@ -49,6 +58,17 @@ impl PushControl {
     pub(crate) fn invalidate(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
+
+    /// Has the push thread drop the kernel's cached pages of `files`, and drops every push
+    /// queued so far (they may hold bytes of an old version). Never blocks.
+    pub(crate) fn forget(&self, files: impl IntoIterator<Item = INodeNo>) {
+        self.forgets.lock().unwrap_or_else(PoisonError::into_inner).extend(files);
+        self.invalidate();
+        // A full queue wakes the thread anyway, and it looks at the forgets before each job.
+        if let Some(wake) = self.wake.get() {
+            let _ = wake.try_send(Job::Forget);
+        }
+    }
 }
 
 struct Push {
@@ -58,10 +78,17 @@ struct Push {
     epoch: u64,
 }
 
+/// What the push thread is woken for.
+enum Job {
+    Push(Push),
+    /// Look at `PushControl::forgets`.
+    Forget,
+}
+
 /// The sending side, held by the filesystem. Dropping it ends the push thread (not joined: a
 /// store blocked on a page lock ends when the session does).
 pub(crate) struct PagePusher {
-    sender: SyncSender<Push>,
+    sender: SyncSender<Job>,
     control: PushControl,
     page: u64,
 }
@@ -70,6 +97,7 @@ impl PagePusher {
     /// Starts the push thread.
     pub(crate) fn start(control: PushControl) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel(QUEUE);
+        let _ = control.wake.set(sender.clone());
         let thread_control = control.clone();
         thread::Builder::new().name("warmlake-push".into()).spawn(move || run(&receiver, &thread_control))?;
         Ok(PagePusher { sender, control, page: page_size() })
@@ -90,7 +118,7 @@ impl PagePusher {
         bytes.truncate((pages.end - at) as usize);
         bytes.drain(..(pages.start - at) as usize);
         let push = Push { ino, pages, bytes, epoch };
-        if let Err(TrySendError::Full(_)) = self.sender.try_send(push) {
+        if let Err(TrySendError::Full(_)) = self.sender.try_send(Job::Push(push)) {
             tracing::trace!("page push queue full; push dropped");
         }
     }
@@ -106,9 +134,22 @@ fn whole_pages(at: u64, len: u64, file_size: u64, page: u64) -> Option<Range<u64
     (start < stop).then_some(start..stop)
 }
 
-fn run(receiver: &Receiver<Push>, control: &PushControl) {
+fn run(receiver: &Receiver<Job>, control: &PushControl) {
     let mut last: HashMap<INodeNo, (Range<u64>, u64)> = HashMap::new();
-    while let Ok(push) = receiver.recv() {
+    while let Ok(job) = receiver.recv() {
+        let forgets = std::mem::take(&mut *control.forgets.lock().unwrap_or_else(PoisonError::into_inner));
+        if let Some(notifier) = control.notifier.get() {
+            for ino in forgets {
+                last.remove(&ino);
+                // ENOENT: the kernel no longer knows the inode, so it holds none of its pages.
+                if let Err(e) = notifier.inval_inode(ino, 0, 0)
+                    && e.raw_os_error() != Some(libc::ENOENT)
+                {
+                    tracing::warn!(ino = ino.0, error = %e, "cannot drop the kernel's pages of a changed file");
+                }
+            }
+        }
+        let Job::Push(push) = job else { continue };
         let epoch = control.epoch.load(Ordering::SeqCst);
         if push.epoch != epoch {
             last.clear();

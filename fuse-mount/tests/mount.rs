@@ -267,6 +267,42 @@ fn tree_errors_reach_readers_as_errno() {
     assert_eq!(fs::read_dir(m.path("hello.txt")).unwrap_err().raw_os_error(), Some(libc::ENOTDIR));
 }
 
+/// A file whose bytes changed at their source: the read that finds out fails with `EIO`, and once
+/// its owner drops the kernel's cached pages, a later read gets the new bytes rather than old
+/// pages (the file is opened with `FOPEN_KEEP_CACHE`, so without the drop the kernel would go on
+/// serving them).
+#[test]
+fn a_changed_file_loses_its_cached_pages() {
+    let old = pseudo_random(FIVE_MIB, 11);
+    let new = pseudo_random(FIVE_MIB, 12);
+    let tree = MemTree::new([("changing.bin", old.clone())]).unwrap();
+    let Some(m) = mount_tree(tree, &MountOptions::default()) else {
+        return;
+    };
+    let path = m.path("changing.bin");
+    let first_page = |path: &Path| {
+        let mut page = vec![0u8; 4096];
+        File::open(path).unwrap().read_exact_at(&mut page, 0).unwrap();
+        page
+    };
+    assert_eq!(first_page(&path), old[..4096], "the old version, now in the page cache");
+    m.tree.insert_file("changing.bin", new.clone()).unwrap();
+    assert_eq!(first_page(&path), old[..4096], "cached pages are served while nothing says the file changed");
+    m.tree.inject("changing.bin", FaultOp::Read, Fault::Changed("ETag differs".into())).unwrap();
+    // Far from the pages read so far (and any readahead): this read reaches the tree.
+    let err = File::open(&path).unwrap().read_exact_at(&mut [0u8; 4096], 4 << 20).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    m.tree.clear_faults();
+    m.mount.page_dropper().drop_all();
+    // The pages are dropped by the mount's push thread.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while first_page(&path) != new[..4096] {
+        assert!(std::time::Instant::now() < deadline, "the old version's pages are still served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fs::read(&path).unwrap(), new, "the whole file reads as the new version");
+}
+
 #[test]
 fn writes_are_refused() {
     let Some(m) = mount_tree(sample_tree(), &MountOptions::default()) else {

@@ -10,6 +10,8 @@
 //!   longer than any sane client timeout. These are the failures a laptop on hotel Wi-Fi sees,
 //!   and they exercise the client's own timeouts and retries, not a simulation of them.
 //!
+//! HTTP-level faults (5xx answers, wrong ETags) are the [`http`] module's [`HttpProxy`].
+//!
 //! Each direction of a connection is a reader and a writer joined by a queue of `(due, bytes)`:
 //! the reader stamps what it reads with `now + one_way` and goes on reading, the writer sleeps
 //! until each item is due, so the delay adds latency without serialising requests. Loopback
@@ -30,6 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+pub mod http;
+pub use http::{HttpFaultKind, HttpFaults, HttpProxy};
 
 /// Items queued per direction before the reader waits (each at most `READ_SIZE` bytes).
 const QUEUE: usize = 256;

@@ -23,6 +23,9 @@ pub struct Counters {
     pub bytes_not_stored: u64,
     /// Pieces whose checksum failed on read (dropped and refetched).
     pub corrupt_pieces: u64,
+    /// Times an object was found changed in the store (another size or ETag than the cached
+    /// bytes' or the catalog's): what was cached of it was dropped and the read failed.
+    pub objects_changed: u64,
 }
 
 impl Counters {
@@ -35,6 +38,7 @@ impl Counters {
         self.bytes_evicted += d.bytes_evicted;
         self.bytes_not_stored += d.bytes_not_stored;
         self.corrupt_pieces += d.corrupt_pieces;
+        self.objects_changed += d.objects_changed;
     }
 }
 

@@ -73,13 +73,14 @@ pub fn prometheus_text(status: &Status) -> String {
 type Counter = (&'static str, &'static str, fn(&Counters) -> u64);
 
 /// The cache counters exported, by metric name.
-const COUNTERS: [Counter; 6] = [
+const COUNTERS: [Counter; 7] = [
     ("hits", "Reads served entirely from the cache.", |c| c.hits),
     ("misses", "Reads that needed a fetch from the store.", |c| c.misses),
     ("fetched_bytes", "Bytes fetched from the store.", |c| c.bytes_fetched),
     ("served_bytes", "Bytes served from the cache instead of the store.", |c| c.bytes_served_from_cache),
     ("evicted_bytes", "Bytes evicted (budget, max_age, policy, warmlake evict).", |c| c.bytes_evicted),
     ("requests", "GET requests made to the store.", |c| c.requests),
+    ("objects_changed", "Objects found changed in the store (size or ETag) and dropped.", |c| c.objects_changed),
 ];
 
 fn flag(b: bool) -> f64 {
