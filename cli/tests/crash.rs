@@ -26,8 +26,11 @@ mod support;
 
 use support::{BIN, fuse_available, warmlake};
 
-/// Kills per phase: 3 × 8 = 24 kill iterations, the issue asks for at least 20.
-const KILLS_PER_PHASE: usize = 8;
+/// Kills per phase: 3 × 8 = 24 kill iterations (the issue asks for at least 20), or
+/// `WARMLAKE_CRASH_KILLS` per phase (the full reliability profile, `scripts/reliability --full`).
+fn kills_per_phase() -> usize {
+    std::env::var("WARMLAKE_CRASH_KILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(8)
+}
 
 /// The snapshot the refresh phase starts from: three commits before the newest (the scratch
 /// table is created, filled and dropped after it), so the refresh copies new tables, files and
@@ -498,6 +501,7 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
     };
     eprintln!("crash test seed {seed} (WARMLAKE_CRASH_SEED={seed} replays it)");
     let mut rng = Rng(seed);
+    let kills = kills_per_phase();
     let setup = Setup::new();
     let cfg = setup.config.as_str();
     let mut tally = Tally::default();
@@ -516,7 +520,7 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
     // (a) Prewarm from an empty cache, killed part-way.
     let mut partial_prewarms = 0;
     let mut resumed_prewarms = 0;
-    for i in 0..KILLS_PER_PHASE {
+    for i in 0..kills {
         let evict = warmlake(&["evict", "--config", cfg, "--all"]);
         assert_eq!(evict.code, 0, "seed {seed}: {}", evict.err);
         let delay = rng.delay(prewarm_time);
@@ -541,7 +545,7 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
     let refresh = ["refresh", "--config", cfg];
     let mut mirror_at = BTreeMap::<i64, usize>::new();
     let mut refresh_window = None;
-    for i in 0..KILLS_PER_PHASE {
+    for i in 0..kills {
         daemon.stop();
         setup.cut_catalog(cut);
         daemon = Daemon::start(&setup, seed);
@@ -572,7 +576,7 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
     let reload = ["policy", "reload", "--config", cfg];
     let mut purge_window = None;
     let mut left_behind = 0;
-    for i in 0..KILLS_PER_PHASE {
+    for i in 0..kills {
         let action = if i % 2 == 0 { "read-through" } else { "deny" };
         let forbid = format!("[[rule]]\nmatch = \"web.events\"\naction = \"{action}\"\n");
         let warm_up = |seed: u64| {
@@ -613,14 +617,14 @@ fn kill_9_during_prewarm_refresh_and_policy_purge() {
     daemon.stop();
     assert!(!mounted(&setup.mnt), "seed {seed}: unmounted at the end");
 
-    let kills = 3 * KILLS_PER_PHASE;
     eprintln!(
-        "crash summary: seed {seed}, {kills} kill -9 iterations (prewarm {KILLS_PER_PHASE}, refresh {KILLS_PER_PHASE}, \
-         policy purge {KILLS_PER_PHASE}); {} stale mounts cleared by the restarted daemon; {} files ({} bytes) read \
+        "crash summary: seed {seed}, {} kill -9 iterations (prewarm {kills}, refresh {kills}, \
+         policy purge {kills}); {} stale mounts cleared by the restarted daemon; {} files ({} bytes) read \
          through the mount equal to their source (sha256); {} index pieces ({} bytes) checked against CRC32C and \
          source after the kills; prewarms cut part-way {partial_prewarms}, of which completed by the restarted daemon {resumed_prewarms}; mirror after refresh kills {mirror_at:?}; \
          purges interrupted with bytes left {left_behind}; kill windows: prewarm {prewarm_time:?}, refresh \
          {refresh_window:?}, policy {purge_window:?}",
+        3 * kills,
         tally.stale_mounts_cleared,
         tally.files_verified,
         tally.bytes_verified,

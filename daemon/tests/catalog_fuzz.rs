@@ -5,6 +5,8 @@
 //! writing the view script and syncing the mirror must each succeed or fail with an error,
 //! never panic or hang, and whatever is read must name only files inside the lake.
 
+mod fuzz_support;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -175,13 +177,14 @@ fn a_snapshot_time_cannot_end_the_header_comment() {
     read_everything(&copy, dir.path());
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn hostile_rows_are_errors_not_crashes(edits in proptest::collection::vec(overwrite(), 1..4)) {
+#[test]
+fn hostile_rows_are_errors_not_crashes() {
+    let regressions = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/catalog.proptest-regressions");
+    let strategy = proptest::collection::vec(overwrite(), 1..4);
+    fuzz_support::fuzz("catalog fuzz", regressions, 300, strategy, |edits| {
         let dir = tempfile::tempdir().expect("tempdir");
         let copy = hostile_copy(dir.path(), &edits);
         read_everything(&copy, dir.path());
-    }
+        Ok(())
+    });
 }

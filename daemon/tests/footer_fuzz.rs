@@ -5,6 +5,7 @@
 //! from outside the machine.
 
 mod fixtures;
+mod fuzz_support;
 
 use std::path::{Path, PathBuf};
 
@@ -76,11 +77,11 @@ fn apply(footer: &mut Vec<u8>, size: &mut u64, m: &Mutation) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn mutated_footers_parse_or_fail_cleanly(pick in any::<usize>(), mutations in proptest::collection::vec(mutation(), 1..4)) {
+#[test]
+fn mutated_footers_parse_or_fail_cleanly() {
+    let strategy = (any::<usize>(), proptest::collection::vec(mutation(), 1..4));
+    let regressions = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/footer.proptest-regressions");
+    fuzz_support::fuzz("footer fuzz", regressions, 3000, strategy, |(pick, mutations)| {
         let all = footers_cached();
         let (footer, size) = &all[pick % all.len()];
         let (mut footer, mut size) = (footer.clone(), *size);
@@ -95,7 +96,8 @@ proptest! {
             prop_assert!(l.footer.end == size);
         }
         let _ = layout::metadata_len_from_tail(&footer);
-    }
+        Ok(())
+    });
 }
 
 fn footers_cached() -> &'static [(Vec<u8>, u64)] {
