@@ -844,9 +844,13 @@ fn read_kept(
     let by_policy = policy.limits().keep_snapshots_setting().map(|s| s.value as usize).unwrap_or(usize::MAX);
     let keep = config.keep_snapshots.min(by_policy).max(1);
     let kept_ids: Vec<i64> = snapshots.iter().rev().take(keep).rev().map(|s| s.id).collect();
-    let mut kept = Vec::with_capacity(kept_ids.len());
+    let mut kept: Vec<LakeSnapshot> = Vec::with_capacity(kept_ids.len());
     for id in kept_ids {
-        kept.push(reader.read_snapshot(id)?);
+        let mut snapshot = reader.read_snapshot(id)?;
+        if let Some(previous) = kept.last() {
+            snapshot.share_files(previous);
+        }
+        kept.push(snapshot);
     }
     let current = match kept.last() {
         Some(c) => c.clone(),
