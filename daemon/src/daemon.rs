@@ -527,6 +527,8 @@ impl Daemon {
         let governed = governance::govern(&policy, &current);
         let governed_kept: Vec<Governed> = kept.iter().map(|k| governance::govern(&policy, k)).collect();
         self.tree.publish(&governed, &governed_kept);
+        // The tree's temporaries (and the snapshots just read) are freed by now.
+        crate::heap::release_free_memory();
         if let Some(mount) = &*lock(&self.mount) {
             // A new policy may refuse bytes open files already hold in the page cache.
             mount.invalidate(policy_changed);
