@@ -39,7 +39,7 @@ impl CachedSource {
             object.footer_size,
             object.encrypted,
         )
-        .with_table(object.table.clone())
+        .with_table(&*object.table)
     }
 }
 

@@ -530,6 +530,8 @@ impl Daemon {
         let governed = governance::govern(&policy, &current);
         let governed_kept: Vec<Governed> = kept.iter().map(|k| governance::govern(&policy, k)).collect();
         self.tree.publish(&governed, &governed_kept);
+        // The tree's temporaries (and the snapshots just read) are freed by now.
+        crate::heap::release_free_memory();
         if let Some(mount) = &*lock(&self.mount) {
             // A new policy may refuse bytes open files already hold in the page cache.
             mount.invalidate(policy_changed);
@@ -863,9 +865,13 @@ fn read_kept(
     let by_policy = policy.limits().keep_snapshots_setting().map(|s| s.value as usize).unwrap_or(usize::MAX);
     let keep = config.keep_snapshots.min(by_policy).max(1);
     let kept_ids: Vec<i64> = snapshots.iter().rev().take(keep).rev().map(|s| s.id).collect();
-    let mut kept = Vec::with_capacity(kept_ids.len());
+    let mut kept: Vec<LakeSnapshot> = Vec::with_capacity(kept_ids.len());
     for id in kept_ids {
-        kept.push(reader.read_snapshot(id)?);
+        let mut snapshot = reader.read_snapshot(id)?;
+        if let Some(previous) = kept.last() {
+            snapshot.share_files(previous);
+        }
+        kept.push(snapshot);
     }
     let current = match kept.last() {
         Some(c) => c.clone(),

@@ -10,6 +10,7 @@ pub mod daemon;
 mod file_watch;
 pub mod generate;
 pub mod governance;
+mod heap;
 pub mod jobs;
 pub mod lake_path;
 pub mod layout;

@@ -15,6 +15,7 @@
 //! mirror intact.
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::row::Value;
@@ -245,14 +246,27 @@ impl Mirror {
             if replace {
                 tx.execute_batch(&format!("DELETE FROM {}", quote(table))).map_err(err)?;
             }
-            let source_rows = source.query(table, &format!("{base}{filter}"))?;
             let placeholders = vec!["?"; columns.len()].join(", ");
             let mut insert =
                 tx.prepare(&format!("INSERT INTO {} VALUES ({placeholders})", quote(table))).map_err(err)?;
-            for row in &source_rows {
-                insert.execute(rusqlite::params_from_iter(row.0.iter().map(to_sqlite))).map_err(err)?;
+            // Rows go straight from the source's cursor into the insert: a full mirror of a big
+            // catalog (millions of rows) never holds more than one row in memory.
+            let mut failed = None;
+            source.query_each(table, &format!("{base}{filter}"), &mut |row| match insert
+                .execute(rusqlite::params_from_iter(row.0.iter().map(to_sqlite)))
+            {
+                Ok(_) => {
+                    rows += 1;
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(err(e));
             }
-            rows += source_rows.len() as u64;
         }
         // Tables that vanished from the source (an inlined-data table after a flush).
         let present: BTreeSet<&str> = features.tables.keys().map(String::as_str).collect();
@@ -428,15 +442,16 @@ fn sql_text(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-fn to_sqlite(v: &Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as S;
-    match v {
+/// The value as SQLite binds it, borrowed (no copy of text per value).
+fn to_sqlite(v: &Value) -> rusqlite::types::ToSqlOutput<'_> {
+    use rusqlite::types::ValueRef as S;
+    rusqlite::types::ToSqlOutput::Borrowed(match v {
         Value::Null => S::Null,
         Value::Int(i) => S::Integer(*i),
         Value::Float(f) => S::Real(*f),
-        Value::Text(t) => S::Text(t.clone()),
+        Value::Text(t) => S::Text(t.as_bytes()),
         Value::Bool(b) => S::Integer(i64::from(*b)),
-    }
+    })
 }
 
 /// Creates `dir` (and parents) readable only by the user.

@@ -12,7 +12,7 @@
 //! touch the network. Publishing a new state swaps one `Arc`: a lookup sees the old tree or
 //! the new one, never a mix, and an open file keeps the object it opened.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -32,8 +32,8 @@ pub struct ObjectRef {
     pub size: u64,
     /// Parquet metadata length (the footer is this plus 8 bytes), when the catalog records it.
     pub footer_size: Option<u64>,
-    /// `schema.table` the object belongs to, for metrics and policy.
-    pub table: String,
+    /// `schema.table` the object belongs to, for metrics and policy (one allocation per table).
+    pub table: Arc<str>,
     /// The catalog gives it an `encryption_key`: its bytes are opaque (cached whole, never parsed).
     pub encrypted: bool,
     /// Whether the policy lets its bytes be stored on this machine (else read-through).
@@ -129,22 +129,38 @@ impl ObjectSource for LocalSource {
     }
 }
 
+/// A node of the tree. Everything in it is shared: a kept snapshot's folders point at the same
+/// objects and names as the current one's, so each file of the lake costs one [`ObjectRef`]
+/// and one name however many snapshots show it, plus one entry per folder it appears in.
+#[derive(Clone)]
 enum Node {
-    Dir(Vec<DirEntry>),
-    Object(ObjectRef),
-    Generated(Arc<[u8]>),
+    Dir(Arc<Dir>),
+    Object(Arc<ObjectRef>),
+    Generated(Arc<str>),
     /// `.warmlake/status.json`: replaced on its own (every few seconds), not with the tree.
     Status,
 }
 
+/// A folder: its children sorted by name, found by binary search.
+struct Dir {
+    entries: Vec<(Arc<str>, Node)>,
+}
+
+impl Dir {
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.entries.binary_search_by(|(n, _)| (**n).cmp(name)).ok().map(|i| &self.entries[i].1)
+    }
+}
+
 /// One published state of the whole tree.
 struct State {
-    nodes: HashMap<String, Node>,
+    root: Arc<Dir>,
     mtime: SystemTime,
-    /// The current snapshot's views (the root `lake.sql` without its settings).
-    script: String,
-    /// The kept snapshots' views, as `<schema>@<snapshot>` schemas, over their paths.
-    history: String,
+    /// The root `lake.sql` (the current snapshot's views after [`READER_SETTINGS`]).
+    lake_sql: Arc<str>,
+    /// The kept snapshots as published, for their time-travel views ([`LakeTree::history_script`]),
+    /// written only when asked for: the text is as large as a `lake.sql` per kept snapshot.
+    kept: Vec<Governed>,
 }
 
 /// The daemon's tree: published snapshots over an [`ObjectSource`].
@@ -152,7 +168,7 @@ pub struct LakeTree {
     mount_root: PathBuf,
     source: Arc<dyn ObjectSource>,
     state: RwLock<Arc<State>>,
-    status: RwLock<Arc<[u8]>>,
+    status: RwLock<Arc<str>>,
     /// What the policy in force allows, consulted on every read: a file opened before the
     /// policy tightened obeys the new policy from its next read on.
     access: Arc<RwLock<Arc<Access>>>,
@@ -162,18 +178,16 @@ impl LakeTree {
     /// A tree for a mount at `mount_root` (used to write absolute paths into `lake.sql`),
     /// empty until the first [`LakeTree::publish`].
     pub fn new(mount_root: impl Into<PathBuf>, source: Arc<dyn ObjectSource>) -> Self {
-        let mut nodes = HashMap::new();
-        nodes.insert(String::new(), Node::Dir(Vec::new()));
         LakeTree {
             mount_root: mount_root.into(),
             source,
             state: RwLock::new(Arc::new(State {
-                nodes,
+                root: Arc::new(Dir { entries: Vec::new() }),
                 mtime: SystemTime::UNIX_EPOCH,
-                script: String::new(),
-                history: String::new(),
+                lake_sql: Arc::from(""),
+                kept: Vec::new(),
             })),
-            status: RwLock::new(Arc::from(&b"{}\n"[..])),
+            status: RwLock::new(Arc::from("{}\n")),
             access: Arc::new(RwLock::new(Arc::new(Access::default()))),
         }
     }
@@ -181,17 +195,15 @@ impl LakeTree {
     /// Replaces what the tree shows, atomically: `current` at the root and each of `kept`
     /// under `.snapshots/<id>/`, as the policy lets this machine see them.
     pub fn publish(&self, current: &Governed, kept: &[Governed]) {
-        let mut b = Builder { nodes: BTreeMap::new(), mount_root: self.mount_root.clone() };
-        let script = b.snapshot("", current).current;
-        let mut history = String::new();
+        let mut b = Builder::new(self.mount_root.clone());
+        let lake_sql = b.snapshot("", current);
         for s in kept {
-            history.push_str(&b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s).history);
+            b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s);
         }
         b.dir(".snapshots");
         b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(&current.snapshot);
-        let nodes = b.finish();
-        let next = Arc::new(State { nodes, mtime, script, history });
+        let next = Arc::new(State { root: b.finish(), mtime, lake_sql, kept: kept.to_vec() });
         let access = Arc::new(current.access.clone());
         match self.access.write() {
             Ok(mut guard) => *guard = access,
@@ -205,27 +217,36 @@ impl LakeTree {
 
     /// Replaces `.warmlake/status.json`.
     pub fn set_status(&self, status: &serde_json::Value) {
-        let mut bytes = serde_json::to_vec_pretty(status).unwrap_or_default();
-        bytes.push(b'\n');
+        let mut text = serde_json::to_string_pretty(status).unwrap_or_default();
+        text.push('\n');
         match self.status.write() {
-            Ok(mut guard) => *guard = bytes.into(),
-            Err(poisoned) => *poisoned.into_inner() = bytes.into(),
+            Ok(mut guard) => *guard = text.into(),
+            Err(poisoned) => *poisoned.into_inner() = text.into(),
         }
     }
 
     /// The current snapshot's views over this tree's paths (`lake.sql` without the reader
     /// settings it starts with), once published.
     pub fn script(&self) -> String {
-        self.current().script.clone()
+        let state = self.current();
+        state.lake_sql.strip_prefix(READER_SETTINGS).unwrap_or_default().to_string()
     }
 
     /// The kept snapshots' views for time travel: `"<schema>@<snapshot>".<table>` over the
     /// files of `.snapshots/<snapshot>/`.
     pub fn history_script(&self) -> String {
-        self.current().history.clone()
+        let state = self.current();
+        let mut history = String::new();
+        for s in &state.kept {
+            let prefix = format!(".snapshots/{}", s.snapshot.snapshot.id);
+            let urls = file_urls(&self.mount_root, &prefix, &s.snapshot);
+            let url = |k: &LakeKey| urls.get(k).cloned().unwrap_or_else(|| k.to_string());
+            history.push_str(&view_sql::lake_script(&view_sql::at_snapshot(&s.snapshot), &url));
+        }
+        history
     }
 
-    fn status_bytes(&self) -> Arc<[u8]> {
+    fn status_text(&self) -> Arc<str> {
         match self.status.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
@@ -237,6 +258,18 @@ impl LakeTree {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+}
+
+impl State {
+    /// The node at `path`, walking down from the root.
+    fn node(&self, path: &TreePath) -> Option<Node> {
+        let mut node = Node::Dir(Arc::clone(&self.root));
+        for segment in path.segments() {
+            let Node::Dir(dir) = &node else { return None };
+            node = dir.child(segment)?.clone();
+        }
+        Some(node)
     }
 }
 
@@ -254,149 +287,202 @@ fn snapshot_time(s: &LakeSnapshot) -> SystemTime {
 const READER_SETTINGS: &str = "-- Read only the column chunks a query needs (see warmlake's README).\n\
                                SET disable_parquet_prefetching = true;\n";
 
-/// The views of one snapshot over this tree's paths: as the lake's schemas, and as the
-/// `<schema>@<snapshot>` schemas of time travel.
-struct Scripts {
-    current: String,
-    history: String,
+/// Where each file of `lake` (published under `prefix`) is in the mount: the paths its views
+/// read. Delete files are under their table's `_deletes/`, by their last segment.
+fn file_urls(mount_root: &std::path::Path, prefix: &str, lake: &LakeSnapshot) -> HashMap<LakeKey, String> {
+    let mut urls = HashMap::new();
+    for (path, key) in object_paths(prefix, lake) {
+        urls.insert(key.clone(), mount_root.join(&path).to_string_lossy().into_owned());
+    }
+    urls
 }
 
-/// Collects nodes by path; directories are implied by the files below them.
+/// The tree path of every data and delete file of `lake` under `prefix`, in the order the tree
+/// inserts them.
+fn object_paths<'a>(prefix: &'a str, lake: &'a LakeSnapshot) -> impl Iterator<Item = (String, &'a LakeKey)> + 'a {
+    lake.tables.iter().flat_map(move |t| {
+        let table_dir = join(prefix, &format!("{}/{}", t.schema, t.name));
+        t.files.iter().flat_map(move |f| {
+            let data = (format!("{table_dir}/{}", f.name), &f.key);
+            let deletes = f.deletes.iter().map({
+                let table_dir = table_dir.clone();
+                move |d| {
+                    let name = d.name.rsplit('/').next().unwrap_or(&d.name);
+                    (format!("{table_dir}/_deletes/{name}"), &d.key)
+                }
+            });
+            std::iter::once(data).chain(deletes)
+        })
+    })
+}
+
+/// `rest` under `prefix` (the root when `prefix` is empty).
+fn join(prefix: &str, rest: &str) -> String {
+    if prefix.is_empty() { rest.to_string() } else { format!("{prefix}/{rest}") }
+}
+
+/// A path while the tree is built: a folder, unless a node was inserted at it (a file wins
+/// over a folder of the same path).
+#[derive(Default)]
+struct Building {
+    node: Option<Node>,
+    children: BTreeMap<Arc<str>, Building>,
+}
+
+/// Collects nodes by path; directories are implied by the files below them. Objects and names
+/// that several snapshots share are built once ([`Node`]).
 struct Builder {
-    nodes: BTreeMap<String, Option<Node>>,
+    root: Building,
     mount_root: PathBuf,
+    /// Objects built so far, by key: reused when a later snapshot has the same file as is.
+    objects: HashMap<LakeKey, Arc<ObjectRef>>,
+    /// Names used so far (file names recur in every snapshot that has the file).
+    names: HashSet<Arc<str>>,
 }
 
 impl Builder {
-    fn dir(&mut self, path: &str) {
-        let mut p = path.trim_matches('/').to_string();
-        loop {
-            self.nodes.entry(p.clone()).or_insert(None);
-            match p.rfind('/') {
-                Some(i) => p.truncate(i),
-                None if p.is_empty() => break,
-                None => p.clear(),
-            }
+    fn new(mount_root: PathBuf) -> Self {
+        Builder { root: Building::default(), mount_root, objects: HashMap::new(), names: HashSet::new() }
+    }
+
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.names.get(name) {
+            return Arc::clone(known);
         }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(Arc::clone(&name));
+        name
+    }
+
+    /// The entry at `path`, created with its parents as needed.
+    fn entry(&mut self, path: &str) -> &mut Building {
+        let segments: Vec<Arc<str>> = path.split('/').filter(|s| !s.is_empty()).map(|s| self.name(s)).collect();
+        let mut at = &mut self.root;
+        for segment in segments {
+            at = at.children.entry(segment).or_default();
+        }
+        at
+    }
+
+    fn dir(&mut self, path: &str) {
+        self.entry(path);
     }
 
     fn insert(&mut self, path: &str, node: Node) {
-        if let Some(i) = path.rfind('/') {
-            self.dir(&path[..i]);
-        } else {
-            self.dir("");
+        self.entry(path).node = Some(node);
+    }
+
+    /// The shared object for `object`: the one built before for the same key if it is equal.
+    fn object(&mut self, object: ObjectRef) -> Node {
+        if let Some(known) = self.objects.get(&object.key)
+            && **known == object
+        {
+            return Node::Object(Arc::clone(known));
         }
-        self.nodes.insert(path.to_string(), Some(node));
+        let object = Arc::new(object);
+        self.objects.insert(object.key.clone(), Arc::clone(&object));
+        Node::Object(object)
     }
 
-    fn file(&mut self, path: &str, bytes: Vec<u8>) {
-        self.insert(path, Node::Generated(bytes.into()));
-    }
-
-    /// Adds one snapshot under `prefix`; returns its views scripts.
-    fn snapshot(&mut self, prefix: &str, governed: &Governed) -> Scripts {
+    /// Adds one snapshot under `prefix`; returns its `lake.sql`.
+    fn snapshot(&mut self, prefix: &str, governed: &Governed) -> Arc<str> {
         let lake = &governed.snapshot;
-        let join = |rest: &str| if prefix.is_empty() { rest.to_string() } else { format!("{prefix}/{rest}") };
-        let mut urls: HashMap<LakeKey, String> = HashMap::new();
         for schema in &lake.schemas {
-            self.dir(&join(schema));
+            self.dir(&join(prefix, schema));
         }
         for t in &lake.tables {
-            let table_dir = join(&format!("{}/{}", t.schema, t.name));
-            self.dir(&table_dir);
+            self.dir(&join(prefix, &format!("{}/{}", t.schema, t.name)));
+        }
+        let mut paths = object_paths(prefix, lake);
+        for t in &lake.tables {
             let qualified = format!("{}.{}", t.schema, t.name);
             let FileRules { store, denied_fields } = governed.access.rules_for(&qualified).unwrap_or_default();
+            let table: Arc<str> = Arc::from(qualified);
             for f in &t.files {
-                let path = format!("{table_dir}/{}", f.name);
-                urls.insert(f.key.clone(), self.mount_root.join(&path).to_string_lossy().into_owned());
-                let object = ObjectRef {
+                let Some((path, _)) = paths.next() else { break };
+                let node = self.object(ObjectRef {
                     key: f.key.clone(),
                     size: u64::try_from(f.size).unwrap_or(0),
                     footer_size: f.footer_size.and_then(|s| u64::try_from(s).ok()),
-                    table: qualified.clone(),
+                    table: Arc::clone(&table),
                     encrypted: f.encryption_key.is_some(),
                     store,
                     denied_fields: denied_fields.clone(),
-                };
-                self.insert(&path, Node::Object(object));
+                });
+                self.insert(&path, node);
                 for d in &f.deletes {
-                    let name = d.name.rsplit('/').next().unwrap_or(&d.name);
-                    let path = format!("{table_dir}/_deletes/{name}");
-                    urls.insert(d.key.clone(), self.mount_root.join(&path).to_string_lossy().into_owned());
-                    let object = ObjectRef {
+                    let Some((path, _)) = paths.next() else { break };
+                    let node = self.object(ObjectRef {
                         key: d.key.clone(),
                         size: u64::try_from(d.size).unwrap_or(0),
                         footer_size: d.footer_size.and_then(|s| u64::try_from(s).ok()),
-                        table: qualified.clone(),
+                        table: Arc::clone(&table),
                         encrypted: d.encryption_key.is_some(),
                         store,
                         // Delete files hold positions, not column values.
                         denied_fields: Arc::from(Vec::new()),
-                    };
-                    self.insert(&path, Node::Object(object));
+                    });
+                    self.insert(&path, node);
                 }
             }
         }
+        let urls = file_urls(&self.mount_root, prefix, lake);
         let url = |k: &LakeKey| urls.get(k).cloned().unwrap_or_else(|| k.to_string());
-        let script = view_sql::lake_script(lake, &url);
-        self.file(&join("lake.sql"), format!("{READER_SETTINGS}{script}").into_bytes());
-        Scripts { history: view_sql::lake_script(&view_sql::at_snapshot(lake), &url), current: script }
+        let lake_sql: Arc<str> = Arc::from(format!("{READER_SETTINGS}{}", view_sql::lake_script(lake, &url)));
+        self.insert(&join(prefix, "lake.sql"), Node::Generated(Arc::clone(&lake_sql)));
+        lake_sql
     }
 
-    fn finish(self) -> HashMap<String, Node> {
-        let mut children: HashMap<String, Vec<DirEntry>> = HashMap::new();
-        for (path, node) in &self.nodes {
-            if path.is_empty() {
-                continue;
-            }
-            let (parent, name) = match path.rfind('/') {
-                Some(i) => (&path[..i], &path[i + 1..]),
-                None => ("", path.as_str()),
-            };
-            let kind = if node.is_none() { NodeKind::Directory } else { NodeKind::File };
-            children.entry(parent.to_string()).or_default().push(DirEntry::new(name, kind));
-        }
-        self.nodes
-            .into_iter()
-            .map(|(path, node)| {
-                let node = node.unwrap_or_else(|| Node::Dir(children.remove(&path).unwrap_or_default()));
-                (path, node)
+    fn finish(self) -> Arc<Dir> {
+        fn freeze(at: Building) -> Node {
+            at.node.unwrap_or_else(|| {
+                let entries = at.children.into_iter().map(|(name, child)| (name, freeze(child))).collect();
+                Node::Dir(Arc::new(Dir { entries }))
             })
-            .collect()
+        }
+        let entries = self.root.children.into_iter().map(|(name, child)| (name, freeze(child))).collect();
+        Arc::new(Dir { entries })
     }
 }
 
 impl Tree for LakeTree {
     fn attr(&self, path: &TreePath) -> Result<Attr, TreeError> {
         let state = self.current();
-        match state.nodes.get(path.as_str()) {
+        match state.node(path) {
             Some(Node::Dir(_)) => Ok(Attr::directory(state.mtime)),
             Some(Node::Object(o)) => Ok(Attr::file(o.size, state.mtime)),
             Some(Node::Generated(b)) => Ok(Attr::file(b.len() as u64, state.mtime)),
-            Some(Node::Status) => Ok(Attr::file(self.status_bytes().len() as u64, SystemTime::now())),
+            Some(Node::Status) => Ok(Attr::file(self.status_text().len() as u64, SystemTime::now())),
             None => Err(TreeError::NotFound { path: path.clone() }),
         }
     }
 
     fn list(&self, dir: &TreePath) -> Result<Vec<DirEntry>, TreeError> {
-        match self.current().nodes.get(dir.as_str()) {
-            Some(Node::Dir(entries)) => Ok(entries.clone()),
+        match self.current().node(dir) {
+            Some(Node::Dir(d)) => Ok(d
+                .entries
+                .iter()
+                .map(|(name, node)| {
+                    let kind = if matches!(node, Node::Dir(_)) { NodeKind::Directory } else { NodeKind::File };
+                    DirEntry::new(&**name, kind)
+                })
+                .collect()),
             Some(_) => Err(TreeError::NotADirectory { path: dir.clone() }),
             None => Err(TreeError::NotFound { path: dir.clone() }),
         }
     }
 
     fn open(&self, path: &TreePath) -> Result<Arc<dyn OpenFile>, TreeError> {
-        match self.current().nodes.get(path.as_str()) {
+        match self.current().node(path) {
             Some(Node::Dir(_)) => Err(TreeError::IsADirectory { path: path.clone() }),
             Some(Node::Object(o)) => Ok(Arc::new(OpenObject {
                 path: path.clone(),
-                object: o.clone(),
+                object: o,
                 source: Arc::clone(&self.source),
                 access: Arc::clone(&self.access),
             })),
-            Some(Node::Generated(b)) => Ok(Arc::new(OpenGenerated { bytes: Arc::clone(b) })),
-            Some(Node::Status) => Ok(Arc::new(OpenGenerated { bytes: self.status_bytes() })),
+            Some(Node::Generated(text)) => Ok(Arc::new(OpenGenerated { text })),
+            Some(Node::Status) => Ok(Arc::new(OpenGenerated { text: self.status_text() })),
             None => Err(TreeError::NotFound { path: path.clone() }),
         }
     }
@@ -404,7 +490,7 @@ impl Tree for LakeTree {
 
 struct OpenObject {
     path: TreePath,
-    object: ObjectRef,
+    object: Arc<ObjectRef>,
     source: Arc<dyn ObjectSource>,
     access: Arc<RwLock<Arc<Access>>>,
 }
@@ -460,12 +546,12 @@ impl OpenObject {
         };
         let rules = access.rules_for(&self.object.table)?;
         Some(if rules.store == self.object.store && rules.denied_fields == self.object.denied_fields {
-            std::borrow::Cow::Borrowed(&self.object)
+            std::borrow::Cow::Borrowed(&*self.object)
         } else {
             std::borrow::Cow::Owned(ObjectRef {
                 store: rules.store,
                 denied_fields: rules.denied_fields,
-                ..self.object.clone()
+                ..(*self.object).clone()
             })
         })
     }
@@ -510,18 +596,19 @@ impl OpenObject {
 }
 
 struct OpenGenerated {
-    bytes: Arc<[u8]>,
+    text: Arc<str>,
 }
 
 impl OpenFile for OpenGenerated {
     fn size(&self) -> u64 {
-        self.bytes.len() as u64
+        self.text.len() as u64
     }
 
     fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, TreeError> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.bytes.len());
-        let end = start.saturating_add(len as usize).min(self.bytes.len());
-        Ok(self.bytes[start..end].to_vec())
+        let bytes = self.text.as_bytes();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+        let end = start.saturating_add(len as usize).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
     }
 
     fn keep_cache(&self) -> bool {

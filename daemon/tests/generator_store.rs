@@ -35,7 +35,7 @@ fn listed_files(reader: &CatalogReader) -> BTreeMap<String, i64> {
         for table in reader.read_snapshot(s.id).expect("read").tables {
             for f in table.files {
                 files.insert(f.key.to_string(), f.size);
-                for d in f.deletes {
+                for d in &f.deletes {
                     files.insert(d.key.to_string(), d.size);
                 }
             }

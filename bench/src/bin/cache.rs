@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The data files of `web.events`.
-fn events_files(lake: &RemoteLake) -> anyhow::Result<&[warmlake_daemon::catalog::DataFile]> {
+fn events_files(lake: &RemoteLake) -> anyhow::Result<&[std::sync::Arc<warmlake_daemon::catalog::DataFile>]> {
     Ok(&lake.snapshot.table("web", "events").context("web.events")?.files)
 }
 

@@ -4,6 +4,7 @@
 //! columns in order. The reader never sees a backend's own value types.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::row::{Row, Value};
@@ -43,10 +44,24 @@ impl From<rusqlite::Error> for BackendError {
 /// Tables of a catalog, each with its columns in declaration order.
 pub type TableColumns = BTreeMap<String, Vec<String>>;
 
+/// What [`Backend::query_each`] calls with each row; `Break` stops the query early.
+pub type RowSink<'a> = &'a mut dyn FnMut(&Row) -> ControlFlow<()>;
+
 /// One catalog database connection.
 pub trait Backend: Send {
     /// Runs a query and returns all of its rows.
     fn query(&self, sql: &str) -> Result<Vec<Row>, BackendError>;
+    /// Runs a query and hands its rows to `each` one at a time, never holding more than one:
+    /// the mirror copies millions of rows this way. Default: all rows read first (a backend
+    /// whose driver cannot stream).
+    fn query_each(&self, sql: &str, each: RowSink<'_>) -> Result<(), BackendError> {
+        for row in self.query(sql)? {
+            if each(&row).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Every table whose name starts with `ducklake_`, with its columns in order.
     fn table_columns(&self) -> Result<TableColumns, BackendError>;
 }
@@ -92,18 +107,28 @@ fn duck_value(v: duckdb::types::Value) -> Value {
 
 impl Backend for DuckDbBackend {
     fn query(&self, sql: &str) -> Result<Vec<Row>, BackendError> {
+        let mut out = Vec::new();
+        self.query_each(sql, &mut |row| {
+            out.push(row.clone());
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    fn query_each(&self, sql: &str, each: RowSink<'_>) -> Result<(), BackendError> {
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
+        let mut values = Row(Vec::new());
         while let Some(row) = rows.next()? {
-            let n = row.as_ref().column_count();
-            let mut values = Vec::with_capacity(n);
-            for i in 0..n {
-                values.push(duck_value(row.get::<_, duckdb::types::Value>(i)?));
+            values.0.clear();
+            for i in 0..row.as_ref().column_count() {
+                values.0.push(duck_value(row.get::<_, duckdb::types::Value>(i)?));
             }
-            out.push(Row(values));
+            if each(&values).is_break() {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn table_columns(&self) -> Result<TableColumns, BackendError> {
@@ -134,24 +159,35 @@ impl SqliteBackend {
 
 impl Backend for SqliteBackend {
     fn query(&self, sql: &str) -> Result<Vec<Row>, BackendError> {
+        let mut out = Vec::new();
+        self.query_each(sql, &mut |row| {
+            out.push(row.clone());
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    fn query_each(&self, sql: &str, each: RowSink<'_>) -> Result<(), BackendError> {
         let mut stmt = self.conn.prepare(sql)?;
         let n = stmt.column_count();
         let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
+        let mut values = Row(Vec::with_capacity(n));
         while let Some(row) = rows.next()? {
-            let mut values = Vec::with_capacity(n);
+            values.0.clear();
             for i in 0..n {
                 use rusqlite::types::ValueRef as S;
-                values.push(match row.get_ref(i)? {
+                values.0.push(match row.get_ref(i)? {
                     S::Null => Value::Null,
                     S::Integer(v) => Value::Int(v),
                     S::Real(v) => Value::Float(v),
                     S::Text(t) | S::Blob(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
                 });
             }
-            out.push(Row(values));
+            if each(&values).is_break() {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn table_columns(&self) -> Result<TableColumns, BackendError> {

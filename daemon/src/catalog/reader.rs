@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::backend::{Backend, DuckDbBackend, SqliteBackend};
 use super::features::{Features, SUPPORTED_VERSIONS};
@@ -100,6 +101,21 @@ impl CatalogReader {
 
     pub(crate) fn query(&self, table: &str, sql: &str) -> Result<Vec<Row>, CatalogError> {
         self.backend.query(sql).map_err(|source| CatalogError::Query {
+            location: self.location.to_string(),
+            table: table.to_string(),
+            source,
+        })
+    }
+
+    /// Runs `sql` (on `table`) and hands each row to `each` as it is read (see
+    /// [`super::backend::Backend::query_each`]).
+    pub(crate) fn query_each(
+        &self,
+        table: &str,
+        sql: &str,
+        each: super::backend::RowSink<'_>,
+    ) -> Result<(), CatalogError> {
+        self.backend.query_each(sql, each).map_err(|source| CatalogError::Query {
             location: self.location.to_string(),
             table: table.to_string(),
             source,
@@ -384,7 +400,7 @@ impl CatalogReader {
             };
             let file_id = r.i64(0).map_err(&bad)?;
             file_table.insert(file_id, table_id);
-            table.files.push(DataFile {
+            table.files.push(Arc::new(DataFile {
                 id: file_id,
                 name: name_in_table(&key, &table.dir),
                 key,
@@ -398,7 +414,7 @@ impl CatalogReader {
                 partial,
                 partition_values: Vec::new(),
                 deletes: Vec::new(),
-            });
+            }));
         }
 
         if self.features.tables.contains_key("ducklake_file_partition_value") {
@@ -417,7 +433,8 @@ impl CatalogReader {
                     .and_then(|tid| tables.get_mut(tid))
                     .and_then(|t| t.files.iter_mut().find(|f| f.id == file_id))
                 {
-                    file.partition_values.push((r.i64(1).map_err(&bad)?, r.opt_text(2).map_err(&bad)?));
+                    // Not shared yet (shared only once the snapshot is read): no copy.
+                    Arc::make_mut(file).partition_values.push((r.i64(1).map_err(&bad)?, r.opt_text(2).map_err(&bad)?));
                 }
             }
         }
@@ -449,7 +466,7 @@ impl CatalogReader {
                 partial_max: r.opt_i64(11).map_err(&bad)?,
             };
             match table.files.iter_mut().find(|f| f.id == data_file_id) {
-                Some(file) => file.deletes.push(delete),
+                Some(file) => Arc::make_mut(file).deletes.push(delete),
                 None => tracing::warn!(catalog = %self.location, delete_file = delete.id, data_file_id, snapshot = id,
                     "delete file refers to a data file that is not valid at this snapshot; ignored"),
             }
