@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
+use futures::StreamExt as _;
 use tokio_postgres::SimpleQueryMessage;
 use warmlake_bench::dashboard::DASHBOARD;
 use warmlake_bench::local::LocalLake;
@@ -112,6 +113,8 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("Local lake (no mount; the socket reads the files in place):");
     clients_rt.block_on(ratios(&lake.local_script(), &client_config, &args))?;
+    println!();
+    python_ratios(&lake.local_script(), &socket, &args)?;
     if let Some(rtt) = args.remote_rtt_ms {
         remote_ratios(&spec, &clients_rt, rtt, &args)?;
     }
@@ -209,21 +212,38 @@ fn local_rows<R: Decode>(local: &duckdb::Connection, sql: &str) -> anyhow::Resul
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Every row through the socket, decoded.
+/// Every row through the socket, decoded as it arrives (the client's streaming API, as the
+/// in-process side decodes while DuckDB produces: neither holds undecoded rows).
 async fn socket_rows<R: Decode>(client: &tokio_postgres::Client, ask: Ask<'_>) -> anyhow::Result<Vec<R>> {
+    let mut out = Vec::new();
     match ask {
-        Ask::Extended(sql) => client.query(sql, &[]).await?.iter().map(R::binary).collect(),
-        Ask::Prepared(stmt) => client.query(stmt, &[]).await?.iter().map(R::binary).collect(),
-        Ask::Simple(sql) => client
-            .simple_query(sql)
-            .await?
-            .iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(r) => Some(R::text(r)),
-                _ => None,
-            })
-            .collect(),
+        Ask::Extended(sql) => {
+            let rows = client.query_raw(sql, std::iter::empty::<i32>()).await?;
+            decode_stream(rows, &mut out).await?;
+        }
+        Ask::Prepared(stmt) => {
+            let rows = client.query_raw(stmt, std::iter::empty::<i32>()).await?;
+            decode_stream(rows, &mut out).await?;
+        }
+        Ask::Simple(sql) => {
+            let mut messages = std::pin::pin!(client.simple_query_raw(sql).await?);
+            while let Some(m) = messages.next().await {
+                if let SimpleQueryMessage::Row(r) = m? {
+                    out.push(R::text(&r)?);
+                }
+            }
+        }
     }
+    Ok(out)
+}
+
+/// Decodes each binary row of `rows` into `out`.
+async fn decode_stream<R: Decode>(rows: tokio_postgres::RowStream, out: &mut Vec<R>) -> anyhow::Result<()> {
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.next().await {
+        out.push(R::binary(&row?)?);
+    }
+    Ok(())
 }
 
 /// Times `sql` in process and through the socket in every [`Ask`], after a warm-up run of each
@@ -272,6 +292,48 @@ async fn ratios(local_script: &str, config: &tokio_postgres::Config, args: &Args
     let rows_sql = format!("SELECT event_id, kind, duration_ms FROM web.events LIMIT {}", args.result_rows);
     let name = format!("{} rows × 3 columns, fetched and decoded", args.result_rows);
     compare::<EventRow>(&name, &local, &client, &rows_sql, args.runs).await
+}
+
+/// The large result as a Python user fetches it (`bench/python/fetch.py`): DuckDB's Python
+/// client in process against psycopg 3 over the socket, both building Python tuples. Prints a
+/// table; needs `python3` with `duckdb` and `psycopg` (scripts/test installs them).
+fn python_ratios(local_script: &str, socket: &Path, args: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("lake.sql");
+    std::fs::write(&script, local_script)?;
+    let port = socket
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(".s.PGSQL."))
+        .context("libpq socket name")?;
+    let sql = format!("SELECT event_id, kind, duration_ms FROM web.events LIMIT {}", args.result_rows);
+    let fetch = concat!(env!("CARGO_MANIFEST_DIR"), "/python/fetch.py");
+    let out = std::process::Command::new("python3")
+        .arg(fetch)
+        .arg("--script")
+        .arg(&script)
+        .arg("--socket-dir")
+        .arg(socket.parent().context("socket folder")?)
+        .args(["--port", port, "--sql", &sql, "--runs", &args.runs.to_string()])
+        .output()
+        .context("running python3 bench/python/fetch.py")?;
+    ensure!(out.status.success(), "fetch.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let seconds = |k: &str| result[k].as_f64().with_context(|| format!("{k} in {result}"));
+    let rows: Vec<u64> =
+        result["rows"].as_array().context("rows")?.iter().filter_map(serde_json::Value::as_u64).collect();
+    ensure!(rows.len() == 3 && rows.iter().all(|r| *r == args.result_rows), "row counts differ: {rows:?}");
+    let in_process = seconds("in_process")?;
+    println!(
+        "| Python, {} rows × 3 columns into tuples | in process: DuckDB's Python client | socket: psycopg 3 | ratio (goal ≤ 1.15) |",
+        args.result_rows
+    );
+    println!("|---|---|---|---|");
+    for (name, key) in [("text (psycopg's default)", "socket_text"), ("binary", "socket_binary")] {
+        let socket = seconds(key)?;
+        println!("| {name} | {:.1} ms | {:.1} ms | {:.2} |", in_process * 1e3, socket * 1e3, socket / in_process);
+    }
+    Ok(())
 }
 
 /// The warm queries again, with the same lake's data in a bucket behind the mount.
