@@ -8,7 +8,7 @@
 //! - **rclone** (`rclone mount --vfs-cache-mode full`): reads are served from a sparse local
 //!   copy of each file, filled by ranged GETs that stream ahead of the reader.
 //! - **s3fs-fuse** (`-o use_cache`): reads are served from a local copy of each file, filled
-//!   by ranged GETs of the parts read.
+//!   by ranged GETs (in the `compare` runs, of whole files).
 //!
 //! Both as Debian packages them (bookworm: rclone 1.60, s3fs 1.90), with their defaults apart
 //! from what the issue names (the cache mode) and what a read-only mount of this bucket needs.
