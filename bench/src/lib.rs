@@ -2,6 +2,7 @@
 
 pub mod dashboard;
 pub mod local;
+pub mod other_mounts;
 pub mod remote;
 
 use std::time::{Duration, Instant};

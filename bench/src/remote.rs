@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use warmlake_daemon::catalog::LakeSnapshot;
 use warmlake_daemon::config::{Config, SqlSettings};
@@ -24,8 +24,31 @@ use warmlake_daemon::store::{CountingStore, Store, StoreConfig, StoreDecorator};
 use warmlake_netproxy::Proxy;
 
 const BUCKET: &str = "lake";
+/// The folder of the bucket the data files are uploaded to (the lake's data path).
+const PREFIX: &str = "data";
 const ACCESS_KEY: &str = "warmlake-bench";
 const SECRET_KEY: &str = "warmlake-bench-secret";
+const REGION: &str = "us-east-1";
+
+/// The bucket of [`RemoteLake::flat_copy`].
+const FLAT_BUCKET: &str = "flat";
+
+/// How another S3 client reaches a bucket: through the proxy, so at the same round-trip time
+/// as the daemon, with the server's credentials.
+#[derive(Debug, Clone)]
+pub struct S3Access {
+    /// The proxy in front of the server (plain HTTP, path-style requests).
+    pub endpoint: SocketAddr,
+    pub bucket: &'static str,
+    pub region: &'static str,
+    pub access_key: &'static str,
+    pub secret_key: &'static str,
+}
+
+/// The name of a data file in [`RemoteLake::flat_copy`]: its key with every `/` made `__`.
+pub fn flat_key(key: &str) -> String {
+    key.replace('/', "__")
+}
 
 /// A running `s3s-fs`, killed on drop.
 struct S3Server {
@@ -71,7 +94,7 @@ fn store_config(endpoint: SocketAddr) -> StoreConfig {
     StoreConfig {
         options: vec![
             ("aws_endpoint".into(), format!("http://{endpoint}")),
-            ("aws_region".into(), "us-east-1".into()),
+            ("aws_region".into(), REGION.into()),
             ("aws_access_key_id".into(), ACCESS_KEY.into()),
             ("aws_secret_access_key".into(), SECRET_KEY.into()),
             ("aws_virtual_hosted_style_request".into(), "false".into()),
@@ -109,8 +132,8 @@ pub struct RemoteLake {
     /// In front of `server`; every request of the daemon and of [`RemoteLake::store`] goes
     /// through it.
     proxy: Proxy,
-    /// Held for its `Drop`, which stops the server.
-    _server: S3Server,
+    /// Stopped on drop.
+    server: S3Server,
     /// The request counter of the daemon's store (replaced at each daemon start).
     wire: Arc<Mutex<Option<Arc<CountingStore>>>>,
     // Last: dropped after the server that serves files from it.
@@ -125,23 +148,41 @@ impl RemoteLake {
         let started = Instant::now();
         let server = S3Server::start(&dir.path().join("s3"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        let store = Store::open(&format!("s3://{BUCKET}/data"), &store_config(server.addr()))?;
-        let mut files = Vec::new();
-        relative_files(&lake.data_dir, &lake.data_dir, &mut files)?;
-        for f in &files {
-            let key = f.to_string_lossy();
-            let bytes = std::fs::read(lake.data_dir.join(f))?;
-            runtime.block_on(store.object_store().put(&store.path(&key)?, bytes::Bytes::from(bytes).into()))?;
-        }
-        eprintln!("uploaded {} files to s3s-fs in {:.1} s", files.len(), started.elapsed().as_secs_f64());
+        let files = upload(&runtime, &lake.data_dir, &format!("s3://{BUCKET}/{PREFIX}"), server.addr(), &|k| k.into())?;
+        eprintln!("uploaded {files} files to s3s-fs in {:.1} s", started.elapsed().as_secs_f64());
         let proxy = Proxy::start(runtime.handle(), server.addr(), rtt, None)?;
-        Ok(RemoteLake { runtime, lake, snapshot, proxy, _server: server, wire: Arc::default(), dir })
+        Ok(RemoteLake { runtime, lake, snapshot, proxy, server, wire: Arc::default(), dir })
+    }
+
+    /// Uploads a second copy of the data files to a bucket of their own, flat (each named by
+    /// [`flat_key`]), for other S3 clients than the daemon: `s3s-fs` keeps objects as files in
+    /// folders, and answers a HEAD of a key that is a folder (`data/web`) with a 500 where S3
+    /// says 404; rclone and s3fs HEAD folders, and retry a 500 for minutes. A flat bucket has
+    /// no folder to HEAD. The same bytes, the same server, the same proxy.
+    pub fn flat_copy(&self) -> anyhow::Result<S3Access> {
+        std::fs::create_dir_all(self.dir.path().join("s3").join(FLAT_BUCKET))?;
+        let files =
+            upload(&self.runtime, &self.lake.data_dir, &format!("s3://{FLAT_BUCKET}"), self.server.addr(), &flat_key)?;
+        eprintln!("uploaded {files} files to the flat bucket");
+        Ok(S3Access {
+            endpoint: self.proxy.addr(),
+            bucket: FLAT_BUCKET,
+            region: REGION,
+            access_key: ACCESS_KEY,
+            secret_key: SECRET_KEY,
+        })
     }
 
     /// The bucket's data folder through the proxy, as the daemon sees it (same store identity,
     /// so it also names the daemon's objects in its cache): the baseline for plain ranged GETs.
     pub fn store(&self) -> anyhow::Result<Store> {
-        Ok(Store::open(&format!("s3://{BUCKET}/data"), &store_config(self.proxy.addr()))?)
+        Ok(Store::open(&format!("s3://{BUCKET}/{PREFIX}"), &store_config(self.proxy.addr()))?)
+    }
+
+    /// Bytes every client (the daemon, [`RemoteLake::store`], other mounts) has downloaded
+    /// through the proxy so far, HTTP headers included.
+    pub fn bytes_delivered(&self) -> u64 {
+        self.proxy.bytes_delivered()
     }
 
     /// Where the daemon mounts the lake.
@@ -155,7 +196,7 @@ impl RemoteLake {
     fn config(&self) -> anyhow::Result<Config> {
         let dir = self.dir.path();
         let text = format!(
-            "[lake]\nname = \"bench\"\ncatalog = \"sqlite:{catalog}\"\ndata = \"s3://{BUCKET}/data/\"\n\
+            "[lake]\nname = \"bench\"\ncatalog = \"sqlite:{catalog}\"\ndata = \"s3://{BUCKET}/{PREFIX}/\"\n\
              [state]\ndir = \"{state}\"\n[cache]\ndir = \"{cache}\"\nmax_cache = \"64GiB\"\nmin_free_disk = \"0B\"\n\
              [mount]\npath = \"{mnt}\"\n[sql]\nenabled = false\n[policy]\nfile = \"{policy}\"\n\
              [refresh]\ninterval_seconds = 3600\n",
@@ -218,6 +259,35 @@ impl RemoteLake {
         let root = format!("{}/", self.lake.data_dir.display());
         warmlake_daemon::view_sql::lake_script(&self.snapshot, &|k| format!("{root}{k}"))
     }
+
+    /// The lake's views over a mount of [`RemoteLake::flat_copy`] at `root`, as a user of that
+    /// mount would write them (no settings of warmlake's own `lake.sql`).
+    pub fn flat_script(&self, root: &Path) -> String {
+        let root = format!("{}/", root.display());
+        warmlake_daemon::view_sql::lake_script(&self.snapshot, &|k| format!("{root}{}", flat_key(k.as_str())))
+    }
+}
+
+/// Uploads every file under `dir` to `url` on the server at `server` (directly, not through the
+/// proxy), each under the name `name` gives its path relative to `dir`; returns how many.
+fn upload(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    url: &str,
+    server: SocketAddr,
+    name: &dyn Fn(&str) -> String,
+) -> anyhow::Result<usize> {
+    let store = Store::open(url, &store_config(server))?;
+    let mut files = Vec::new();
+    relative_files(dir, dir, &mut files)?;
+    let mut names = std::collections::HashSet::new();
+    for f in &files {
+        let key = name(&f.to_string_lossy());
+        ensure!(names.insert(key.clone()), "two data files would be uploaded as {key}");
+        let bytes = std::fs::read(dir.join(f))?;
+        runtime.block_on(store.object_store().put(&store.path(&key)?, bytes::Bytes::from(bytes).into()))?;
+    }
+    Ok(files.len())
 }
 
 /// Every file under `at`, relative to `dir`.

@@ -138,6 +138,8 @@ impl Faults {
 pub struct Proxy {
     addr: SocketAddr,
     stop: CancellationToken,
+    /// Bytes delivered to clients, all connections: what a client downloaded at the wire.
+    delivered: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -165,8 +167,10 @@ impl Proxy {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
+        let delivered = Arc::new(AtomicU64::new(0));
         let link = Link { upstream, one_way: rtt / 2, bandwidth };
         let accepting = stop.clone();
+        let counter = Arc::clone(&delivered);
         runtime.spawn(async move {
             let listener = match TcpListener::from_std(listener) {
                 Ok(l) => l,
@@ -180,8 +184,9 @@ impl Proxy {
                 match accepted {
                     Ok((client, _)) => {
                         let fault = faults.as_ref().and_then(|f| f.draw().map(|d| (Arc::clone(f), d)));
+                        let counter = Arc::clone(&counter);
                         tokio::spawn(async move {
-                            if let Err(e) = link.forward(client, fault).await {
+                            if let Err(e) = link.forward(client, fault, &counter).await {
                                 eprintln!("proxy: connection to {upstream}: {e}");
                             }
                         });
@@ -190,12 +195,20 @@ impl Proxy {
                 }
             }
         });
-        Ok(Proxy { addr, stop })
+        Ok(Proxy { addr, stop, delivered })
     }
 
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Bytes written to clients so far, over every connection (HTTP headers included): what
+    /// clients downloaded through the proxy, whichever client it was and whatever it counts
+    /// itself. Bytes the server sent that a client hung up on before they were due are not
+    /// counted.
+    pub fn bytes_delivered(&self) -> u64 {
+        self.delivered.load(Ordering::SeqCst)
     }
 }
 
@@ -219,7 +232,7 @@ impl Link {
     /// Both directions run in this one task on borrowed halves, so when a fault ends the
     /// connection, dropping the streams closes them at once (with a reset when the fault set
     /// `SO_LINGER` 0), rather than after a half-close.
-    async fn forward(self, mut client: TcpStream, fault: Option<Drawn>) -> io::Result<()> {
+    async fn forward(self, mut client: TcpStream, fault: Option<Drawn>, delivered: &AtomicU64) -> io::Result<()> {
         // The handshake with the server pays the delay too: the client's SYN would have crossed it.
         tokio::time::sleep(self.one_way * 2).await;
         let mut server = TcpStream::connect(self.upstream).await?;
@@ -228,8 +241,8 @@ impl Link {
         }
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let up = self.pump(client_read, server_write, None);
-        let down = self.pump(server_read, client_write, fault);
+        let up = self.pump(client_read, server_write, None, None);
+        let down = self.pump(server_read, client_write, fault, Some(delivered));
         tokio::pin!(up, down);
         let result = tokio::select! {
             d = &mut down => match d {
@@ -247,8 +260,14 @@ impl Link {
     }
 
     /// Moves bytes from `from` to `to`, each `one_way` after it was read, paced to the
-    /// bandwidth, and broken as `fault` says.
-    async fn pump(self, mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, fault: Option<Drawn>) -> io::Result<()> {
+    /// bandwidth, and broken as `fault` says; adds what it wrote to `written`.
+    async fn pump(
+        self,
+        mut from: ReadHalf<'_>,
+        mut to: WriteHalf<'_>,
+        fault: Option<Drawn>,
+        written: Option<&AtomicU64>,
+    ) -> io::Result<()> {
         let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(QUEUE);
         let one_way = self.one_way;
         let reader = async move {
@@ -273,12 +292,19 @@ impl Link {
                 if let Some((faults, (kind, after))) = &fault
                     && sent + bytes.len() as u64 > *after
                 {
-                    to.write_all(&bytes.split_to((after - sent) as usize)).await?;
+                    let part = bytes.split_to((after - sent) as usize);
+                    to.write_all(&part).await?;
+                    if let Some(w) = written {
+                        w.fetch_add(part.len() as u64, Ordering::Relaxed);
+                    }
                     faults.injected[*kind as usize].fetch_add(1, Ordering::SeqCst);
                     return break_off(to, *kind, faults.stall).await;
                 }
                 to.write_all(&bytes).await?;
                 sent += bytes.len() as u64;
+                if let Some(w) = written {
+                    w.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
                 if let Some(bps) = self.bandwidth.filter(|b| *b > 0) {
                     free_at = Instant::now().max(free_at) + Duration::from_secs_f64(bytes.len() as f64 / bps as f64);
                 }
@@ -362,6 +388,7 @@ mod tests {
                 assert!(sent.elapsed() >= rtt, "round {round} took {:?}", sent.elapsed());
                 assert_eq!(back, [round; 100]);
             }
+            assert_eq!(proxy.bytes_delivered(), 300, "every byte the client got is counted, once");
         });
     }
 
