@@ -28,8 +28,9 @@
 //! flight in the table joins it instead of fetching: concurrent misses of one range make one
 //! request (single-flight). Fetched bytes are returned to readers whether or not they could be
 //! stored, so a full cache degrades to read-through, never to an error. A reader that goes
-//! through an object in order gets the next units fetched ahead of it (`cache/stream.rs`); a
-//! gap that only grazes a unit (the page at its edge) is fetched as it is.
+//! through an object in order gets the next units fetched ahead of it (`cache/stream.rs`), and a
+//! reader going down a column the column's next chunks (`cache/column_ahead.rs`); a gap that
+//! only grazes a unit (the page at its edge) is fetched as it is.
 //!
 //! # Budget
 //!
@@ -47,6 +48,7 @@
 //! `core` (state + index) → `heat`; `layouts`, `streams`, `files`, `metrics` and `heat` are
 //! leaves. No lock is held across an `.await` or across data file I/O.
 
+mod column_ahead;
 mod disk;
 mod heat;
 mod index;
@@ -857,10 +859,23 @@ impl Cache {
                 0
             };
             let end = planned.last().map(|r| r.end);
+            let down_columns = match units {
+                // A sequential reader is fetched ahead as a whole (below), in larger requests.
+                OwnedUnits::Layout(layout) if opts.priority == Priority::Demand && persist && ahead == 0 => {
+                    let flying: Vec<Range<u64>> = existing.iter().map(|f| f.range.clone()).collect();
+                    column_ahead::ahead(layout, &planned, &lookup.present, &flying, cfg.max_fetch, lim.page)
+                }
+                _ => Vec::new(),
+            };
             for r in planned {
                 let flight = self.start_flight(object, key, r, opts, units);
                 existing.push(flight.clone());
                 chosen.push(flight);
+            }
+            // A reader going down columns: their next chunks, in parallel, without making this
+            // read wait for them. Later reads join these flights.
+            for r in down_columns.into_iter().flat_map(|r| lookup.present.missing(r)) {
+                existing.push(self.start_flight(object, key, r, opts, units));
             }
             // A sequential reader: fetch what it reads next, whole units, without making this
             // read wait for it. Later reads join these flights.

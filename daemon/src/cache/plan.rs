@@ -2,7 +2,8 @@
 //! widening and coalescing are tested without a store.
 //!
 //! A gap is widened to its *unit*: the enclosing column chunk (or the footer) when the file's
-//! layout is known, the whole object for encrypted files, else an aligned block; a gap that only
+//! layout is known, to the end of the unit's last page, the whole object for encrypted files,
+//! else an aligned block; a gap that only
 //! grazes a unit (the page at its edge, read because the kernel reads whole pages) is fetched as
 //! it is. Units larger than `max_fetch` are cut into aligned blocks so one huge column chunk
 //! cannot pin hundreds of MB in memory. Units are then trimmed to their missing bytes and
@@ -105,7 +106,11 @@ pub fn widen(gap: Range<u64>, read: &Range<u64>, units: &Units<'_>, lim: &PlanLi
                 if grazes(read, &gap, &part, &region, lim.page) {
                     out.push(part);
                 } else if is_unit && region.end - region.start <= lim.max_fetch {
-                    out.push(region);
+                    // To the end of the unit's last page: a reader of the unit reads that page,
+                    // whose last bytes (the next unit's first) would otherwise be a request of
+                    // their own, a round trip after this one.
+                    let page = lim.page.max(1);
+                    out.push(region.start..region.end.div_ceil(page).saturating_mul(page).min(lim.size));
                 } else {
                     // An oversized chunk, or bytes between units (leading magic, page indexes,
                     // bloom filters): aligned blocks, kept inside the region, so a block never
@@ -260,6 +265,9 @@ mod tests {
         // But a page missing from its first byte is a reader starting there: the chunks that
         // begin in it widen.
         assert_eq!(widen_read(page.clone(), &u3, &lim), vec![2 * PAGE..10_000, 10_000..10_100, 10_100..3 * MIB]);
+        // A reader starting the first chunk gets it to the end of its last page, which the
+        // reader will ask for (the second chunk's first bytes in it are a graze saved).
+        assert_eq!(widen_read(0..PAGE, &u, &lim), vec![0..4, 4..3 * PAGE]);
         // The next page is inside the second chunk: it widens (and the plan trims what is there).
         assert_eq!(widen_read(3 * PAGE..4 * PAGE, &u, &lim), vec![10_000..3 * MIB]);
         let present: RangeSet = [4..3 * PAGE].into_iter().collect();
