@@ -8,21 +8,29 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt as _;
+
 use crate::cache::{self, Cache, CacheError, ReadOptions};
 use crate::layout::Layout;
-use crate::store::{Store, StoreError};
+use crate::store::{Priority, Store, StoreError};
 use crate::tree::{ObjectRef, ObjectSource, SourceError};
+
+/// Footers fetched at once by [`ObjectSource::prefetch_footers`]: they queue on the store's
+/// prefetch permits anyway; this bounds the tasks waiting for them.
+const FOOTERS_AT_ONCE: usize = 16;
 
 /// Reads lake objects of one data store through the cache.
 pub struct CachedSource {
     cache: Cache,
     store: Store,
+    /// Runs footer prefetches.
+    runtime: tokio::runtime::Handle,
 }
 
 impl CachedSource {
     /// `store` is opened at the lake's data root, so lake keys are store keys.
-    pub fn new(cache: Cache, store: Store) -> Self {
-        CachedSource { cache, store }
+    pub fn new(cache: Cache, store: Store, runtime: tokio::runtime::Handle) -> Self {
+        CachedSource { cache, store, runtime }
     }
 
     /// The cache this source reads through (for status, prewarm and eviction).
@@ -55,6 +63,26 @@ impl ObjectSource for CachedSource {
             Ok(bytes) => Ok(bytes.to_vec()),
             Err(e) => Err(source_error(object, e)),
         }
+    }
+
+    /// Fetches (and parses) the footers not yet known, at background priority; a reader that
+    /// reaches a file first joins its footer's fetch.
+    fn prefetch_footers(&self, objects: Vec<Arc<ObjectRef>>) {
+        let targets: Vec<cache::ObjectRef> = objects.iter().map(|o| self.cache_object(o)).collect();
+        let cache = self.cache.clone();
+        self.runtime.spawn(async move {
+            let opts = ReadOptions { priority: Priority::Prefetch, ..ReadOptions::default() };
+            futures::stream::iter(targets)
+                .for_each_concurrent(FOOTERS_AT_ONCE, |target| {
+                    let cache = cache.clone();
+                    async move {
+                        if let Err(e) = cache.layout(&target, opts).await {
+                            tracing::debug!(key = %target.key, error = %e, "footer prefetch failed");
+                        }
+                    }
+                })
+                .await;
+        });
     }
 
     fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError> {

@@ -815,7 +815,7 @@ fn data_source(
     cache_config.min_free_disk = config.min_free_disk;
     let cache = Cache::open(cache_config, runtime.clone())?;
     tracing::info!(data = data_root, cache = %config.cache_dir.display(), "reading the lake's data through the cache");
-    Ok((Arc::new(CachedSource::new(cache.clone(), store.clone())), Some((cache, store)), file_root))
+    Ok((Arc::new(CachedSource::new(cache.clone(), store.clone(), runtime.clone())), Some((cache, store)), file_root))
 }
 
 pub(crate) fn unix_now() -> u64 {

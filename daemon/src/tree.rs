@@ -71,6 +71,12 @@ pub trait ObjectSource: Send + Sync + 'static {
     /// a Parquet file that can be parsed. Used to refuse reads of denied columns.
     fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError>;
 
+    /// A reader opened one of `objects`, the files of one table folder. Readers of a table read
+    /// its files one after another, each from its footer, so a source that fetches may fetch
+    /// the others' footers now, in the background and in parallel, rather than a round trip
+    /// per file as the reader reaches it. Never blocks. Default: nothing to fetch.
+    fn prefetch_footers(&self, _objects: Vec<Arc<ObjectRef>>) {}
+
     /// Bytes from `from` on that the source already holds on this machine and a reader that
     /// has just read up to `from` will likely read next (the mount puts them in the page cache
     /// ahead of it). Never fetches. Default: none.
@@ -172,7 +178,18 @@ pub struct LakeTree {
     /// What the policy in force allows, consulted on every read: a file opened before the
     /// policy tightened obeys the new policy from its next read on.
     access: Arc<RwLock<Arc<Access>>>,
+    /// Folders whose footers were handed to [`ObjectSource::prefetch_footers`] (held, so a
+    /// folder is not mistaken for a new one at the same address); forgotten wholesale past
+    /// [`FOOTER_FOLDERS`].
+    footers_asked: Mutex<Vec<Arc<Dir>>>,
 }
+
+/// Folders remembered as having had their footers prefetched.
+const FOOTER_FOLDERS: usize = 256;
+
+/// Most footers prefetched when a file of a folder is opened: a table of 100,000 files is not
+/// read whole by one query, and its first files' footers are what a scan reads first.
+const FOOTERS_AHEAD: usize = 1024;
 
 impl LakeTree {
     /// A tree for a mount at `mount_root` (used to write absolute paths into `lake.sql`),
@@ -189,6 +206,7 @@ impl LakeTree {
             })),
             status: RwLock::new(Arc::from("{}\n")),
             access: Arc::new(RwLock::new(Arc::new(Access::default()))),
+            footers_asked: Mutex::new(Vec::new()),
         }
     }
 
@@ -257,6 +275,33 @@ impl LakeTree {
         match self.state.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The first time a file of `folder` is opened, hands the source the folder's files whose
+    /// bytes may be stored (not encrypted: those are never parsed) to prefetch their footers.
+    fn prefetch_footers_of(&self, folder: &Arc<Dir>) {
+        {
+            let mut asked = self.footers_asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if asked.iter().any(|d| Arc::ptr_eq(d, folder)) {
+                return;
+            }
+            if asked.len() >= FOOTER_FOLDERS {
+                asked.clear();
+            }
+            asked.push(Arc::clone(folder));
+        }
+        let objects: Vec<Arc<ObjectRef>> = folder
+            .entries
+            .iter()
+            .filter_map(|(_, node)| match node {
+                Node::Object(o) if o.store && !o.encrypted => Some(Arc::clone(o)),
+                _ => None,
+            })
+            .take(FOOTERS_AHEAD)
+            .collect();
+        if objects.len() > 1 {
+            self.source.prefetch_footers(objects);
         }
     }
 }
@@ -473,14 +518,20 @@ impl Tree for LakeTree {
     }
 
     fn open(&self, path: &TreePath) -> Result<Arc<dyn OpenFile>, TreeError> {
-        match self.current().node(path) {
+        let state = self.current();
+        match state.node(path) {
             Some(Node::Dir(_)) => Err(TreeError::IsADirectory { path: path.clone() }),
-            Some(Node::Object(o)) => Ok(Arc::new(OpenObject {
-                path: path.clone(),
-                object: o,
-                source: Arc::clone(&self.source),
-                access: Arc::clone(&self.access),
-            })),
+            Some(Node::Object(o)) => {
+                if let Some(Node::Dir(folder)) = path.parent().and_then(|p| state.node(&p)) {
+                    self.prefetch_footers_of(&folder);
+                }
+                Ok(Arc::new(OpenObject {
+                    path: path.clone(),
+                    object: o,
+                    source: Arc::clone(&self.source),
+                    access: Arc::clone(&self.access),
+                }))
+            }
             Some(Node::Generated(text)) => Ok(Arc::new(OpenGenerated { text })),
             Some(Node::Status) => Ok(Arc::new(OpenGenerated { text: self.status_text() })),
             None => Err(TreeError::NotFound { path: path.clone() }),

@@ -138,3 +138,40 @@ fn a_file_that_leaves_the_lake_leaves_the_cache() {
     assert!(!cache.present(&object(kept)).is_empty(), "other files stay cached");
     daemon.stop().expect("stop");
 }
+
+/// Opening one file of a table has the daemon fetch the footers of the table's other files in
+/// the background (a scan reads each file from its footer, a round trip each when the reader
+/// reaches it): after an `open` and no read, the cache holds every file's footer and nothing
+/// else.
+#[test]
+fn opening_a_file_prefetches_the_footers_of_its_table() {
+    if !fixtures::fuse_available("opening_a_file_prefetches_the_footers_of_its_table") {
+        return;
+    }
+    let spec = LakeSpec { events_rows: 40_000, events_files: 6, ..LakeSpec::default() };
+    let Some(remote) = RemoteLake::new(&spec) else { return };
+    // No SQL socket: its views would open the tables' files at start.
+    let cfg = remote.config_with("[sql]\nenabled = false\n");
+    let daemon = Daemon::start(cfg, remote.rt.handle().clone()).expect("daemon starts");
+    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
+        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
+        None,
+    )
+    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
+    .expect("snapshot");
+    let events = snapshot.table("web", "events").expect("events");
+    assert_eq!(events.files.len(), 6);
+    let footers: u64 = events.files.iter().map(|f| f.footer_size.expect("footer size") as u64 + 8).sum();
+    let opened = std::fs::File::open(remote.mnt().join("web/events").join(&events.files[0].name)).expect("open");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let cache = daemon.status().cache.expect("cache");
+        if cache.objects == 6 && cache.bytes_stored == footers {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "footers not prefetched: {cache:?}, footers {footers} bytes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(opened);
+    daemon.stop().expect("stop");
+}
