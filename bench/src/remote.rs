@@ -144,13 +144,19 @@ impl RemoteLake {
     /// Generates `spec` locally, starts `s3s-fs` and uploads the data files to it (directly),
     /// and starts a proxy in front of it with a round-trip time of `rtt` for everything else.
     pub fn new(spec: &LakeSpec, rtt: Duration) -> anyhow::Result<RemoteLake> {
+        RemoteLake::with_link(spec, rtt, None)
+    }
+
+    /// [`RemoteLake::new`] over a link of `bandwidth` bytes per second in each direction,
+    /// shared by every connection.
+    pub fn with_link(spec: &LakeSpec, rtt: Duration, bandwidth: Option<u64>) -> anyhow::Result<RemoteLake> {
         let crate::BenchLake { dir, lake, snapshot } = crate::generate_lake(spec, &["mnt", "state", "cache"])?;
         let started = Instant::now();
         let server = S3Server::start(&dir.path().join("s3"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let files = upload(&runtime, &lake.data_dir, &format!("s3://{BUCKET}/{PREFIX}"), server.addr(), &|k| k.into())?;
         eprintln!("uploaded {files} files to s3s-fs in {:.1} s", started.elapsed().as_secs_f64());
-        let proxy = Proxy::start(runtime.handle(), server.addr(), rtt, None)?;
+        let proxy = Proxy::start(runtime.handle(), server.addr(), rtt, bandwidth)?;
         Ok(RemoteLake { runtime, lake, snapshot, proxy, server, wire: Arc::default(), dir })
     }
 

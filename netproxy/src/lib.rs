@@ -1,9 +1,10 @@
 //! A TCP proxy on 127.0.0.1 for tests and benchmarks, put in front of an S3-compatible server.
 //!
 //! - **Latency**: every byte passing through waits half the round-trip time in each direction,
-//!   and each direction can be capped to a bandwidth, so a bucket on loopback behaves like a
-//!   distant one at the level where a real network acts: a new connection pays its handshake,
-//!   each request a round trip, a large body its transfer time. (A delay inside the client,
+//!   and each direction of the link can be capped to a bandwidth shared by all connections (as
+//!   a laptop's Wi-Fi is), so a bucket on loopback behaves like a distant one at the level where
+//!   a real network acts: a new connection pays its handshake, each request a round trip, a
+//!   large body its transfer time, and many parallel connections share one link. (A delay inside the client,
 //!   before each request, would model only the second.)
 //! - **Faults** ([`Faults`]): some connections are broken part-way through what the server
 //!   sends: reset (RST) mid-body, cut short with a clean close (a truncated body), or stalled for
@@ -145,7 +146,7 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free port of 127.0.0.1 and forwards each connection to `upstream`, adding
     /// `rtt / 2` in each direction and, with `bandwidth` (bytes per second), pacing each
-    /// direction of each connection to it.
+    /// direction of the link, all connections together, to it.
     pub fn start(
         runtime: &tokio::runtime::Handle,
         upstream: SocketAddr,
@@ -168,7 +169,8 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let delivered = Arc::new(AtomicU64::new(0));
-        let link = Link { upstream, one_way: rtt / 2, bandwidth };
+        let pacer = || bandwidth.filter(|b| *b > 0).map(|bps| Arc::new(Pacer::new(bps)));
+        let link = Link { upstream, one_way: rtt / 2, up: pacer(), down: pacer() };
         let accepting = stop.clone();
         let counter = Arc::clone(&delivered);
         runtime.spawn(async move {
@@ -185,6 +187,7 @@ impl Proxy {
                     Ok((client, _)) => {
                         let fault = faults.as_ref().and_then(|f| f.draw().map(|d| (Arc::clone(f), d)));
                         let counter = Arc::clone(&counter);
+                        let link = link.clone();
                         tokio::spawn(async move {
                             if let Err(e) = link.forward(client, fault, &counter).await {
                                 eprintln!("proxy: connection to {upstream}: {e}");
@@ -218,11 +221,36 @@ impl Drop for Proxy {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Link {
     upstream: SocketAddr,
     one_way: Duration,
-    bandwidth: Option<u64>,
+    /// Client to server, and server to client: shared by every connection.
+    up: Option<Arc<Pacer>>,
+    down: Option<Arc<Pacer>>,
+}
+
+/// One direction of a link of limited bandwidth: bytes cross it one after another, whichever
+/// connection they belong to.
+#[derive(Debug)]
+struct Pacer {
+    bytes_per_second: u64,
+    /// When the link has carried everything queued on it so far.
+    free_at: std::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(bytes_per_second: u64) -> Pacer {
+        Pacer { bytes_per_second, free_at: std::sync::Mutex::new(Instant::now()) }
+    }
+
+    /// When `len` bytes that reach the link at `ready` have crossed it: after everything
+    /// queued before them.
+    fn crossed(&self, ready: Instant, len: usize) -> Instant {
+        let mut free_at = self.free_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *free_at = (*free_at).max(ready) + Duration::from_secs_f64(len as f64 / self.bytes_per_second as f64);
+        *free_at
+    }
 }
 
 /// A fault drawn for one connection: the shared switchboard, which kind, after how many bytes.
@@ -232,7 +260,7 @@ impl Link {
     /// Both directions run in this one task on borrowed halves, so when a fault ends the
     /// connection, dropping the streams closes them at once (with a reset when the fault set
     /// `SO_LINGER` 0), rather than after a half-close.
-    async fn forward(self, mut client: TcpStream, fault: Option<Drawn>, delivered: &AtomicU64) -> io::Result<()> {
+    async fn forward(&self, mut client: TcpStream, fault: Option<Drawn>, delivered: &AtomicU64) -> io::Result<()> {
         // The handshake with the server pays the delay too: the client's SYN would have crossed it.
         tokio::time::sleep(self.one_way * 2).await;
         let mut server = TcpStream::connect(self.upstream).await?;
@@ -241,8 +269,8 @@ impl Link {
         }
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let up = self.pump(client_read, server_write, None, None);
-        let down = self.pump(server_read, client_write, fault, Some(delivered));
+        let up = self.pump(client_read, server_write, self.up.as_deref(), None, None);
+        let down = self.pump(server_read, client_write, self.down.as_deref(), fault, Some(delivered));
         tokio::pin!(up, down);
         let result = tokio::select! {
             d = &mut down => match d {
@@ -259,12 +287,13 @@ impl Link {
         }
     }
 
-    /// Moves bytes from `from` to `to`, each `one_way` after it was read, paced to the
-    /// bandwidth, and broken as `fault` says; adds what it wrote to `written`.
+    /// Moves bytes from `from` to `to`, each `one_way` after it was read and after the link
+    /// (`pacer`) has carried it, and broken as `fault` says; adds what it wrote to `written`.
     async fn pump(
-        self,
+        &self,
         mut from: ReadHalf<'_>,
         mut to: WriteHalf<'_>,
+        pacer: Option<&Pacer>,
         fault: Option<Drawn>,
         written: Option<&AtomicU64>,
     ) -> io::Result<()> {
@@ -285,10 +314,10 @@ impl Link {
             }
         };
         let writer = async move {
-            let mut free_at = Instant::now();
             let mut sent = 0u64;
             while let Some((due, mut bytes)) = rx.recv().await {
-                tokio::time::sleep_until(due.max(free_at)).await;
+                let due = pacer.map_or(due, |p| p.crossed(due, bytes.len()));
+                tokio::time::sleep_until(due).await;
                 if let Some((faults, (kind, after))) = &fault
                     && sent + bytes.len() as u64 > *after
                 {
@@ -304,9 +333,6 @@ impl Link {
                 sent += bytes.len() as u64;
                 if let Some(w) = written {
                     w.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                }
-                if let Some(bps) = self.bandwidth.filter(|b| *b > 0) {
-                    free_at = Instant::now().max(free_at) + Duration::from_secs_f64(bytes.len() as f64 / bps as f64);
                 }
             }
             to.shutdown().await
@@ -410,6 +436,36 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// The bandwidth is the link's: two connections downloading at once share it, so together
+    /// they take at least their bytes' worth of it (a lower bound the pacing guarantees; no
+    /// upper bound is asserted, the machine is shared).
+    #[test]
+    fn connections_share_the_link() {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let len = 200_000;
+            let bps = 1_000_000;
+            let proxy = Proxy::start(
+                &tokio::runtime::Handle::current(),
+                answering_server(len).await,
+                Duration::ZERO,
+                Some(bps),
+            )
+            .unwrap();
+            let started = Instant::now();
+            let download = || async {
+                let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+                c.write_all(b"GET").await.unwrap();
+                let mut body = vec![0u8; len];
+                c.read_exact(&mut body).await.unwrap();
+            };
+            tokio::join!(download(), download());
+            let least = Duration::from_secs_f64(2.0 * len as f64 / bps as f64);
+            assert!(started.elapsed() >= least, "{:?} for 400 kB at 1 MB/s", started.elapsed());
+            assert_eq!(proxy.bytes_delivered(), 2 * len as u64);
+        });
     }
 
     /// Every connection broken: each kind shows as the client sees it (a reset, an early end, or

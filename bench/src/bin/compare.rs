@@ -51,6 +51,10 @@ struct Args {
     /// Round-trip time to the bucket, in milliseconds (the latency proxy in front of it).
     #[arg(long, default_value_t = 30)]
     rtt_ms: u64,
+    /// The link's bandwidth in each direction, in Mbit/s, shared by every connection (as a
+    /// laptop's Wi-Fi or a home line is); 0 for none (loopback: bytes cost nothing).
+    #[arg(long, default_value_t = 100)]
+    mbit: u64,
 }
 
 /// A system under test, in the order of the tables.
@@ -172,7 +176,8 @@ fn main() -> anyhow::Result<()> {
         order_batches: args.order_batches,
         ..LakeSpec::default()
     };
-    let lake = RemoteLake::new(&spec, Duration::from_millis(args.rtt_ms))?;
+    let bandwidth = (args.mbit > 0).then(|| args.mbit * 1_000_000 / 8);
+    let lake = RemoteLake::with_link(&spec, Duration::from_millis(args.rtt_ms), bandwidth)?;
     let flat = lake.flat_copy()?;
     let data_bytes: u64 = lake.snapshot.tables.iter().flat_map(|t| &t.files).map(|f| f.size as u64).sum();
     let data_files: usize = lake.snapshot.tables.iter().map(|t| t.files.len()).sum();
@@ -193,12 +198,14 @@ fn main() -> anyhow::Result<()> {
     let all = [run(SYSTEMS[0])?, run(SYSTEMS[1])?, run(SYSTEMS[2])?];
 
     println!(
-        "web.events: {} rows in {} files; {data_files} data files of {:.1} MiB in all; round trip to the store {} ms; \
-         cold: {} runs of each query, each a new mount with an empty cache; warm: {} runs on one mount after a cold pass",
+        "web.events: {} rows in {} files; {data_files} data files of {:.1} MiB in all; round trip to the store {} ms, \
+         link {}; cold: {} runs of each query, each a new mount with an empty cache; warm: {} runs on one mount after a \
+         cold pass",
         args.rows,
         args.files,
         mib(data_bytes),
         args.rtt_ms,
+        if args.mbit > 0 { format!("{} Mbit/s", args.mbit) } else { "uncapped".into() },
         args.cold_runs.max(1),
         args.runs.max(1)
     );
