@@ -64,12 +64,7 @@ fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
         .query_row("SELECT count(*) FROM web.events WHERE kind = 'buy' AND session_id > 10", [], |r| r.get(0))
         .expect("query");
     assert!(n > 0);
-    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
-        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
-        None,
-    )
-    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
-    .expect("snapshot");
+    let snapshot = remote.snapshot();
     let events_table = snapshot.table("web", "events").expect("events");
     let f = &events_table.files[0];
     let object =

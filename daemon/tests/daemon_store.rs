@@ -30,12 +30,7 @@ fn remote_lake_through_cache_mount_and_socket() {
     assert!(status.cache.is_some(), "remote data is read through the cache");
 
     // The data files of web.events: keep two cold (never read before the checks below).
-    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
-        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", lake.catalogs[0].display())),
-        None,
-    )
-    .and_then(|r| r.read_snapshot(lake.latest_snapshot))
-    .expect("snapshot");
+    let snapshot = remote.snapshot();
     let events = snapshot.table("web", "events").expect("events");
     let (cold_missing, cold_offline) = (&events.files[1], &events.files[2]);
     let mut warm = Vec::new();
@@ -104,12 +99,7 @@ fn a_file_that_leaves_the_lake_leaves_the_cache() {
     let cache = daemon.cache().expect("cache").clone();
     let mnt = remote.mnt();
     let catalog = &remote.lake.catalogs[0];
-    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
-        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", catalog.display())),
-        None,
-    )
-    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
-    .expect("snapshot");
+    let snapshot = remote.snapshot();
     let events = snapshot.table("web", "events").expect("events");
     let object = |f: &warmlake_daemon::catalog::DataFile| {
         warmlake_daemon::cache::ObjectRef::new(remote.store.clone(), f.key.as_str(), f.size as u64)
@@ -153,12 +143,7 @@ fn opening_a_file_prefetches_the_footers_of_its_table() {
     // No SQL socket: its views would open the tables' files at start.
     let cfg = remote.config_with("[sql]\nenabled = false\n");
     let daemon = Daemon::start(cfg, remote.rt.handle().clone()).expect("daemon starts");
-    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
-        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
-        None,
-    )
-    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
-    .expect("snapshot");
+    let snapshot = remote.snapshot();
     let events = snapshot.table("web", "events").expect("events");
     assert_eq!(events.files.len(), 6);
     let footers: u64 = events.files.iter().map(|f| f.footer_size.expect("footer size") as u64 + 8).sum();

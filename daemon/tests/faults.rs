@@ -133,12 +133,7 @@ fn upstream(remote: &RemoteLake) -> std::net::SocketAddr {
 /// Every data file of the lake's newest snapshot: its path under the mount, its source bytes.
 fn lake_files(remote: &RemoteLake) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mnt = remote.mnt();
-    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
-        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
-        None,
-    )
-    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
-    .expect("snapshot");
+    let snapshot = remote.snapshot();
     snapshot
         .tables
         .iter()
@@ -347,12 +342,7 @@ fn socket_queries_under_store_faults_give_right_rows_or_a_sqlstate() {
     let errors = HttpFaults::new(20, &[HttpFaultKind::InternalError, HttpFaultKind::SlowDown], 0x51de_c0de_0000_0002);
     let http = HttpProxy::start(remote.rt.handle(), tcp.addr(), Arc::clone(&errors)).expect("http proxy");
     route_store_through(&remote, &mut cfg, http.addr());
-    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
-        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
-        None,
-    )
-    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
-    .expect("snapshot");
+    let snapshot = remote.snapshot();
     let expected: Vec<Vec<Vec<String>>> = QUERIES
         .iter()
         .map(|q| warmlake_daemon::local_query::query_text(&snapshot, q).expect("local query").rows)

@@ -234,12 +234,7 @@ fn fifty_clients_sixteen_readers_a_prewarm_and_refreshes() {
 
 /// Every data file of the served snapshot, through the mount, with its source's digest.
 fn data_files(remote: &RemoteLake) -> Vec<(PathBuf, String)> {
-    let snapshot = warmlake_daemon::catalog::CatalogReader::open(
-        &warmlake_daemon::catalog::CatalogLocation::parse(&format!("sqlite:{}", remote.lake.catalogs[0].display())),
-        None,
-    )
-    .and_then(|r| r.read_snapshot(remote.lake.latest_snapshot))
-    .expect("snapshot");
+    let snapshot = remote.snapshot();
     let mut out = Vec::new();
     for t in &snapshot.tables {
         for f in &t.files {

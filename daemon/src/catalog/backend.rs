@@ -66,6 +66,16 @@ pub trait Backend: Send {
     fn table_columns(&self) -> Result<TableColumns, BackendError>;
 }
 
+/// Every row of `sql`, gathered from a backend that streams them (`query_each`).
+fn collect_rows(backend: &impl Backend, sql: &str) -> Result<Vec<Row>, BackendError> {
+    let mut out = Vec::new();
+    backend.query_each(sql, &mut |row| {
+        out.push(row.clone());
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
+}
+
 /// A DuckDB-file catalog, opened read-only so warmlake can never change the lake's metadata.
 pub struct DuckDbBackend {
     conn: duckdb::Connection,
@@ -107,12 +117,7 @@ fn duck_value(v: duckdb::types::Value) -> Value {
 
 impl Backend for DuckDbBackend {
     fn query(&self, sql: &str) -> Result<Vec<Row>, BackendError> {
-        let mut out = Vec::new();
-        self.query_each(sql, &mut |row| {
-            out.push(row.clone());
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        collect_rows(self, sql)
     }
 
     fn query_each(&self, sql: &str, each: RowSink<'_>) -> Result<(), BackendError> {
@@ -159,12 +164,7 @@ impl SqliteBackend {
 
 impl Backend for SqliteBackend {
     fn query(&self, sql: &str) -> Result<Vec<Row>, BackendError> {
-        let mut out = Vec::new();
-        self.query_each(sql, &mut |row| {
-            out.push(row.clone());
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        collect_rows(self, sql)
     }
 
     fn query_each(&self, sql: &str, each: RowSink<'_>) -> Result<(), BackendError> {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cache_support::{self, S3Server, runtime, upload};
+use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
 use warmlake_daemon::config::Config;
 use warmlake_daemon::generate::{self, CatalogKind, GeneratedLake, LakeSpec};
 use warmlake_daemon::store::Store;
@@ -40,6 +41,12 @@ impl RemoteLake {
 
     pub fn mnt(&self) -> PathBuf {
         self.tmp.path().join("mnt")
+    }
+
+    /// The lake's newest snapshot, read from its catalog.
+    pub fn snapshot(&self) -> LakeSnapshot {
+        let location = CatalogLocation::parse(&format!("sqlite:{}", self.lake.catalogs[0].display()));
+        CatalogReader::open(&location, None).and_then(|r| r.read_snapshot(self.lake.latest_snapshot)).expect("snapshot")
     }
 
     /// The daemon's config: cache, mount, SQL socket, store options; few retries so a stopped
