@@ -175,6 +175,46 @@ async fn large_results_stream() {
     server.stop().await;
 }
 
+/// Rows reach the client while DuckDB still produces the result, in both protocols: after the
+/// first row a CancelRequest stops the query. Were the result collected before its first row
+/// was sent (as pgwire's own Execute does), every row would arrive and the cancel find nothing
+/// running.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_rows_arrive_while_the_query_runs() {
+    use futures::StreamExt;
+    const ROWS: i64 = 10_000_000;
+    let sql = format!("SELECT i FROM range({ROWS}) t(i)");
+    let server = TestServer::start(|_| {}).await;
+    for simple in [false, true] {
+        let client = server.client().await;
+        let token = client.cancel_token();
+        let mut rows: std::pin::Pin<Box<dyn futures::Stream<Item = Result<(), tokio_postgres::Error>> + Send>> =
+            if simple {
+                Box::pin(client.simple_query_raw(&sql).await.expect("query").map(|m| m.map(|_| ())))
+            } else {
+                Box::pin(client.query_raw(&sql, std::iter::empty::<i64>()).await.expect("query").map(|r| r.map(|_| ())))
+            };
+        rows.next().await.expect("a first message").expect("no error yet");
+        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+        let mut received = 1_i64;
+        let error = loop {
+            match rows.next().await {
+                Some(Ok(())) => received += 1,
+                Some(Err(e)) => break e,
+                None => panic!(
+                    "simple protocol {simple}: all {received} messages arrived, the cancel found nothing running"
+                ),
+            }
+        };
+        let code = error.as_db_error().map(|e| e.code().code().to_owned());
+        assert_eq!(code.as_deref(), Some("57014"), "simple protocol {simple}: {error}");
+        assert!(received < ROWS, "simple protocol {simple}: {received} rows before the cancel");
+        // the session goes on
+        assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
+    }
+    server.stop().await;
+}
+
 const ENDLESS: &str = "SELECT sum(a.i * b.i) FROM range(100000000) a(i), range(100000000) b(i)";
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,7 +17,7 @@ use pgwire::api::auth::{
 };
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::send_copy_out_response;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
 };
@@ -26,14 +26,15 @@ use pgwire::api::results::{
     Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
     RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::DataRow;
+use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::SecretKey;
@@ -151,7 +152,7 @@ impl ClientHandler {
         formats: ResultFormats,
     ) -> Result<Response, QueryError> {
         match stmt {
-            Statement::Query(sql) => self.query(pg_compat::rewrite(sql), params, formats).await,
+            Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats).await?)),
             Statement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Statement::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
             Statement::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
@@ -171,11 +172,11 @@ impl ClientHandler {
         }
     }
 
-    /// Runs `sql` and answers with its rows.
-    async fn query(&self, sql: String, params: Vec<Value>, formats: ResultFormats) -> Result<Response, QueryError> {
-        let (columns, rows) = self.start(sql, params, formats).await?;
+    /// Runs the client's query `sql` and answers with its rows.
+    async fn query(&self, sql: &str, params: Vec<Value>, formats: ResultFormats) -> Result<QueryResponse, QueryError> {
+        let (columns, rows) = self.start(pg_compat::rewrite(sql), params, formats).await?;
         let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
-        Ok(Response::Query(QueryResponse::new(fields, rows)))
+        Ok(QueryResponse::new(fields, rows))
     }
 
     /// Runs the copied query and answers with its rows as COPY data.
@@ -479,6 +480,52 @@ impl ExtendedQueryHandler for ClientHandler {
         let params = params::values(portal)?;
         let formats = result_formats(&portal.result_column_format);
         Ok(self.respond(&portal.statement.statement, params, formats).await?)
+    }
+
+    /// Streams a query's rows as DuckDB produces them when the client asks for all of them
+    /// (`max_rows` 0, what psycopg, tokio-postgres and most drivers send): pgwire's own
+    /// Execute collects every remaining row of a portal before sending the first, which would
+    /// hold a whole result in memory. Row-limited Executes (JDBC's fetch size: bounded by the
+    /// client) and statements other than queries take pgwire's path.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.max_rows != 0 || !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return self._on_execute(client, message).await;
+        }
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let Some(Entry::Value(portal)) = client.portal_store().get_portal(name) else {
+            return self._on_execute(client, message).await;
+        };
+        let state = portal.state();
+        let mut state = state.lock().await;
+        let results = match std::mem::take(&mut *state) {
+            PortalExecutionState::Suspended(results) => results,
+            PortalExecutionState::Initial => match &portal.statement.statement {
+                Statement::Query(sql) => {
+                    client.set_state(PgWireConnectionState::QueryInProgress);
+                    let formats = result_formats(&portal.result_column_format);
+                    self.query(sql, params::values(&portal)?, formats).await?
+                }
+                _ => {
+                    drop(state);
+                    return self._on_execute(client, message).await;
+                }
+            },
+            finished @ PortalExecutionState::Finished => {
+                *state = finished;
+                drop(state);
+                return self._on_execute(client, message).await;
+            }
+        };
+        *state = PortalExecutionState::Finished;
+        send_query_response(client, results, false).await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
     }
 }
 
