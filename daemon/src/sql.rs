@@ -320,7 +320,7 @@ fn peer_refusal(stream: &tokio::net::UnixStream, owner_uid: u32) -> Option<Strin
 async fn open_session(engine: Arc<Engine>) -> Result<Session, String> {
     tokio::task::spawn_blocking(move || {
         let conn = engine.connect().map_err(|e| e.to_string())?;
-        Session::start(conn).map_err(|e| format!("cannot start a session: {e}"))
+        Session::start(engine, conn).map_err(|e| format!("cannot start a session: {e}"))
     })
     .await
     .map_err(|e| e.to_string())?

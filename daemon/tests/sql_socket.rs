@@ -398,3 +398,47 @@ async fn another_user_is_refused() {
     assert!(err.contains("FATAL") && err.contains("only to its own Unix user"), "{err}");
     server.stop().await;
 }
+
+/// A portal read in parts (pgjdbc with a fetch size) stays open while the session runs other
+/// statements and opens other portals; its rows go on where they stopped. A session holds at
+/// most 16 such cursors; the 17th is refused with a clear error and the session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn portals_read_in_parts_stay_open_between_statements() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = server.client().await;
+    let tx = client.transaction().await.expect("begin");
+    let stmt = tx.prepare("SELECT i FROM range(100000) t(i)").await.expect("prepare");
+    let values = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>();
+    let portal = tx.bind(&stmt, &[]).await.expect("bind");
+    assert_eq!(values(tx.query_portal(&portal, 3).await.expect("first rows")), [0, 1, 2]);
+    let other = tx.query_one("SELECT 42::BIGINT", &[]).await.expect("a statement while the portal is open");
+    assert_eq!(other.get::<_, i64>(0), 42);
+    let second = tx.bind(&stmt, &[]).await.expect("bind a second portal");
+    assert_eq!(values(tx.query_portal(&second, 2).await.expect("its first rows")), [0, 1]);
+    assert_eq!(values(tx.query_portal(&portal, 3).await.expect("more rows")), [3, 4, 5]);
+    let rest = values(tx.query_portal(&portal, 0).await.expect("the rest"));
+    assert_eq!(rest.len(), 100_000 - 6);
+    assert_eq!(rest.first(), Some(&6));
+    assert_eq!(rest.last(), Some(&99_999));
+    drop(second);
+    tx.rollback().await.expect("rollback");
+
+    let tx = client.transaction().await.expect("begin");
+    let mut open = Vec::new();
+    let refused = loop {
+        let portal = tx.bind(&stmt, &[]).await.expect("bind");
+        match tx.query_portal(&portal, 1).await {
+            Ok(rows) => assert_eq!(rows.len(), 1),
+            Err(e) => break e,
+        }
+        open.push(portal);
+        assert!(open.len() <= 16, "{} cursors open", open.len());
+    };
+    assert_eq!(open.len(), 16);
+    let db = refused.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "54000", "{}", db.message());
+    assert!(db.message().contains("at most 16 open cursors"), "{}", db.message());
+    drop(tx);
+    assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
+    server.stop().await;
+}

@@ -59,6 +59,10 @@ pub enum QueryError {
     MultipleStatements,
     #[error("the session's engine thread stopped")]
     SessionGone,
+    #[error("a session holds at most {0} open cursors (portals read in parts); close one first")]
+    TooManyCursors(usize),
+    #[error("cannot open a cursor: {0}")]
+    Cursor(String),
 }
 
 impl QueryError {
@@ -77,6 +81,8 @@ impl QueryError {
             QueryError::Copy(super::copy::CopyError::Unsupported(_)) => "0A000",
             QueryError::MultipleStatements => "42601",
             QueryError::SessionGone => "57P01",
+            QueryError::TooManyCursors(_) => "54000",
+            QueryError::Cursor(_) => "53000",
         }
     }
 }

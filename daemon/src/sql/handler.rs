@@ -47,18 +47,18 @@ use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
 use super::params;
 use super::pg_compat;
-use super::session::{Canceler, Event, ResultFormats, Session};
+use super::session::{Event, Place, ResultFormats, Session, SessionCanceler};
 use super::settings::Settings;
 use super::statement::{self, Statement};
 
 /// Sessions that a CancelRequest can reach, by (pid, secret key).
 #[derive(Default)]
 pub struct CancelRegistry {
-    sessions: Mutex<HashMap<(i32, Vec<u8>), Canceler>>,
+    sessions: Mutex<HashMap<(i32, Vec<u8>), SessionCanceler>>,
 }
 
 impl CancelRegistry {
-    fn insert(&self, key: (i32, Vec<u8>), canceler: Canceler) {
+    fn insert(&self, key: (i32, Vec<u8>), canceler: SessionCanceler) {
         self.lock().insert(key, canceler);
     }
 
@@ -66,7 +66,7 @@ impl CancelRegistry {
         self.lock().remove(key);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, Vec<u8>), Canceler>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, Vec<u8>), SessionCanceler>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -144,15 +144,16 @@ impl ClientHandler {
         self.session.as_ref().map_err(|_| QueryError::SessionGone)
     }
 
-    /// Runs one classified statement and says how to answer it.
+    /// Runs one classified statement (a query at `place`) and says how to answer it.
     async fn respond(
         &self,
         stmt: &Statement,
         params: Vec<Value>,
         formats: ResultFormats,
+        place: Place,
     ) -> Result<Response, QueryError> {
         match stmt {
-            Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats).await?)),
+            Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats, place).await?)),
             Statement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Statement::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
             Statement::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
@@ -172,9 +173,15 @@ impl ClientHandler {
         }
     }
 
-    /// Runs the client's query `sql` and answers with its rows.
-    async fn query(&self, sql: &str, params: Vec<Value>, formats: ResultFormats) -> Result<QueryResponse, QueryError> {
-        let (columns, rows) = self.start(pg_compat::rewrite(sql), params, formats).await?;
+    /// Runs the client's query `sql` at `place` and answers with its rows.
+    async fn query(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        formats: ResultFormats,
+        place: Place,
+    ) -> Result<QueryResponse, QueryError> {
+        let (columns, rows) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
         let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
         Ok(QueryResponse::new(fields, rows))
     }
@@ -183,7 +190,7 @@ impl ClientHandler {
     async fn copy_out(&self, copy: &CopyOut) -> Result<Response, QueryError> {
         let binary = copy.binary();
         let formats = if binary { ResultFormats::Binary } else { ResultFormats::Text };
-        let (columns, rows) = self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats).await?;
+        let (columns, rows) = self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats, Place::Session).await?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let mut encoder = copy.encoder(copy::text_fields(&names));
         let header = if copy.header { Some(copy::header(&mut encoder, &names)?) } else { None };
@@ -192,18 +199,17 @@ impl ClientHandler {
         Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), names.len(), data)))
     }
 
-    /// Starts `sql` on the session thread and returns its columns and rows as a stream; a
-    /// timer cancels it after `statement_timeout`.
+    /// Starts `sql` at `place` and returns its columns and rows as a stream; a timer cancels
+    /// it after `statement_timeout`.
     async fn start(
         &self,
         sql: String,
         params: Vec<Value>,
         formats: ResultFormats,
+        place: Place,
     ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static), QueryError> {
-        let session = self.session()?;
-        let mut rx = session.execute(sql, params, formats, false)?;
+        let (mut rx, canceler) = self.session()?.execute(sql, params, formats, false, place).await?;
         let timer = self.settings().statement_timeout().map(|t| {
-            let canceler = session.canceler();
             TimerGuard(tokio::spawn(async move {
                 tokio::time::sleep(t).await;
                 canceler.cancel(CancelReason::Timeout);
@@ -220,7 +226,7 @@ impl ClientHandler {
         params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<Vec<FieldInfo>, QueryError> {
-        let mut rx = self.session()?.execute(sql.to_owned(), params, formats, true)?;
+        let (mut rx, _) = self.session()?.execute(sql.to_owned(), params, formats, true, Place::Session).await?;
         let columns = first_columns(&mut rx).await?;
         Ok(columns.iter().map(field_info).collect())
     }
@@ -338,7 +344,8 @@ impl SimpleQueryHandler for ClientHandler {
             client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
         }
         for sql in statements {
-            let response = self.respond(&statement::classify(sql), Vec::new(), ResultFormats::Text).await?;
+            let response =
+                self.respond(&statement::classify(sql), Vec::new(), ResultFormats::Text, Place::Session).await?;
             send_response(client, response).await?;
         }
         client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -355,7 +362,7 @@ impl SimpleQueryHandler for ClientHandler {
     {
         // only reached when `on_query` is bypassed: answer the first statement
         let sql = statement::split(query).first().map(|s| (*s).to_owned()).unwrap_or_default();
-        Ok(vec![self.respond(&statement::classify(&sql), Vec::new(), ResultFormats::Text).await?])
+        Ok(vec![self.respond(&statement::classify(&sql), Vec::new(), ResultFormats::Text, Place::Session).await?])
     }
 }
 
@@ -470,7 +477,9 @@ impl ExtendedQueryHandler for ClientHandler {
         Ok(DescribePortalResponse::new(fields))
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Statement>, _max_rows: usize) -> PgWireResult<Response>
+    /// A portal executed with a row limit is read in parts, and the client may run other
+    /// statements in between: its query runs as a cursor.
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Statement>, max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -479,7 +488,8 @@ impl ExtendedQueryHandler for ClientHandler {
     {
         let params = params::values(portal)?;
         let formats = result_formats(&portal.result_column_format);
-        Ok(self.respond(&portal.statement.statement, params, formats).await?)
+        let place = if max_rows == 0 { Place::Session } else { Place::Cursor };
+        Ok(self.respond(&portal.statement.statement, params, formats, place).await?)
     }
 
     /// Streams a query's rows as DuckDB produces them when the client asks for all of them
@@ -509,7 +519,7 @@ impl ExtendedQueryHandler for ClientHandler {
                 Statement::Query(sql) => {
                     client.set_state(PgWireConnectionState::QueryInProgress);
                     let formats = result_formats(&portal.result_column_format);
-                    self.query(sql, params::values(&portal)?, formats).await?
+                    self.query(sql, params::values(&portal)?, formats, Place::Session).await?
                 }
                 _ => {
                     drop(state);

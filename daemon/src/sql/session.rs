@@ -3,7 +3,13 @@
 //! runtime, and a result is never held whole: the thread blocks while the client is slower
 //! than DuckDB, with at most [`BATCHES_IN_FLIGHT`] batches (a DuckDB vector each, 2048 rows)
 //! between them.
+//!
+//! A result the client reads in parts (a portal executed with a row limit, as pgjdbc does with
+//! a fetch size) stays open while the client runs other statements, so it cannot hold the
+//! session's thread: it runs as a *cursor*, on a connection and thread of its own that end
+//! with it (at most [`MAX_CURSORS`] open at once).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use duckdb::core::LogicalTypeId;
@@ -14,10 +20,25 @@ use pgwire::messages::data::DataRow;
 use tokio::sync::mpsc;
 
 use super::encode::{self, Column};
+use super::engine::Engine;
 use super::error::{CancelReason, QueryError};
 
 /// Encoded batches queued between the session thread and the client connection.
 pub const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Cursors one session may hold open (each is a DuckDB connection, a thread and up to
+/// [`BATCHES_IN_FLIGHT`] batches).
+pub const MAX_CURSORS: usize = 16;
+
+/// Where a statement runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// On the session's thread: the result is read to its end (or dropped) before the next
+    /// statement runs.
+    Session,
+    /// As a cursor: the result may stay open while other statements run.
+    Cursor,
+}
 
 /// Which wire format each result column uses (from the client's Bind).
 #[derive(Debug, Clone)]
@@ -66,7 +87,7 @@ struct RunState {
     canceled: Option<CancelReason>,
 }
 
-/// Interrupts a session's running statement (from a CancelRequest or a timeout).
+/// Interrupts one connection's running statement (from a CancelRequest or a timeout).
 #[derive(Clone)]
 pub struct Canceler {
     interrupt: Arc<InterruptHandle>,
@@ -95,21 +116,95 @@ impl Canceler {
     }
 }
 
-/// The async side's handle on a session thread. Dropping it ends the thread once the
-/// running statement (if any) stops.
+/// The async side's handle on a session. Dropping it ends its threads once their running
+/// statements (if any) stop.
 pub struct Session {
+    thread: Worker,
+    engine: Arc<Engine>,
+    /// The statement started last: what a CancelRequest interrupts.
+    latest: Arc<Mutex<Canceler>>,
+    /// Cursors whose threads are still running.
+    cursors: Arc<AtomicUsize>,
+}
+
+impl Session {
+    /// Starts the session's thread on `conn` (a clone of `engine`'s connection); cursors get
+    /// connections of their own from `engine`.
+    pub fn start(engine: Arc<Engine>, conn: Connection) -> std::io::Result<Self> {
+        let thread = Worker::start(conn, None)?;
+        let latest = Arc::new(Mutex::new(thread.canceler.clone()));
+        Ok(Self { thread, engine, latest, cursors: Arc::default() })
+    }
+
+    /// Interrupts whichever statement the session started last (a CancelRequest's target).
+    pub fn canceler(&self) -> SessionCanceler {
+        SessionCanceler(self.latest.clone())
+    }
+
+    /// Runs `sql` at `place` and returns its events, and what interrupts it; the receiver is
+    /// bounded, so DuckDB waits while the receiver is not drained. Dropping the receiver stops
+    /// the statement at its next batch.
+    pub async fn execute(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+        formats: ResultFormats,
+        describe_only: bool,
+        place: Place,
+    ) -> Result<(mpsc::Receiver<Event>, Canceler), QueryError> {
+        let (reply, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let job = Job { sql, params, formats, describe_only, reply };
+        let canceler = match place {
+            Place::Session => {
+                self.thread.jobs.send(job).map_err(|_| QueryError::SessionGone)?;
+                self.thread.canceler.clone()
+            }
+            Place::Cursor => {
+                let guard = CursorGuard::take(&self.cursors).ok_or(QueryError::TooManyCursors(MAX_CURSORS))?;
+                let engine = self.engine.clone();
+                let conn = tokio::task::spawn_blocking(move || engine.connect())
+                    .await
+                    .map_err(|_| QueryError::SessionGone)?
+                    .map_err(|e| QueryError::Cursor(e.to_string()))?;
+                // the worker's thread runs this one job: its sender is dropped here
+                let worker = Worker::start(conn, Some(guard)).map_err(|e| QueryError::Cursor(e.to_string()))?;
+                worker.jobs.send(job).map_err(|_| QueryError::SessionGone)?;
+                worker.canceler
+            }
+        };
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = canceler.clone();
+        Ok((rx, canceler))
+    }
+}
+
+/// What a CancelRequest reaches: the statement its session started last, as in PostgreSQL,
+/// where a cancel interrupts what the backend is running.
+#[derive(Clone)]
+pub struct SessionCanceler(Arc<Mutex<Canceler>>);
+
+impl SessionCanceler {
+    pub fn cancel(&self, reason: CancelReason) {
+        let latest = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        latest.cancel(reason);
+    }
+}
+
+/// A DuckDB connection on a thread of its own, running the jobs sent to it until its sender
+/// is dropped.
+struct Worker {
     jobs: std::sync::mpsc::Sender<Job>,
     canceler: Canceler,
 }
 
-impl Session {
-    /// Starts the session thread on `conn` (a clone of the engine's connection).
-    pub fn start(conn: Connection) -> std::io::Result<Self> {
+impl Worker {
+    /// Starts the thread; a cursor's `guard` is released when the thread ends.
+    fn start(conn: Connection, guard: Option<CursorGuard>) -> std::io::Result<Self> {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let state = Arc::new(Mutex::new(RunState::default()));
         let canceler = Canceler { interrupt: conn.interrupt_handle(), state: state.clone() };
         let own = canceler.clone();
         std::thread::Builder::new().name("warmlake-sql-session".into()).spawn(move || {
+            let _guard = guard;
             while let Ok(job) = rx.recv() {
                 set_running(&state, true);
                 let result = run(&conn, &job, || own.began());
@@ -127,24 +222,22 @@ impl Session {
         })?;
         Ok(Self { jobs, canceler })
     }
+}
 
-    pub fn canceler(&self) -> Canceler {
-        self.canceler.clone()
+/// One open cursor of a session, counted while its thread runs.
+struct CursorGuard(Arc<AtomicUsize>);
+
+impl CursorGuard {
+    /// Counts a new cursor, or None when the session has [`MAX_CURSORS`] open.
+    fn take(open: &Arc<AtomicUsize>) -> Option<Self> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_CURSORS).then_some(n + 1)).ok()?;
+        Some(Self(open.clone()))
     }
+}
 
-    /// Runs `sql` and returns its events; the receiver is bounded, so the session thread
-    /// waits while the receiver is not drained. Dropping the receiver stops the statement
-    /// at its next batch.
-    pub fn execute(
-        &self,
-        sql: String,
-        params: Vec<Value>,
-        formats: ResultFormats,
-        describe_only: bool,
-    ) -> Result<mpsc::Receiver<Event>, QueryError> {
-        let (reply, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
-        self.jobs.send(Job { sql, params, formats, describe_only, reply }).map_err(|_| QueryError::SessionGone)?;
-        Ok(rx)
+impl Drop for CursorGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
