@@ -8,6 +8,7 @@
 //! - `params`: bound parameters, decoded by their declared type into DuckDB values
 //! - `statement`: splitting and classifying what clients send (session commands, refusals)
 //! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as COPY data
+//! - `described`: statements a session has described, until the views change
 //! - `settings`: `SET`/`SHOW` per session
 //! - `encode`: DuckDB (Arrow) values as PostgreSQL text and binary
 //! - `pg_compat`: catalog queries DuckDB's `pg_catalog` cannot run, rewritten onto macros
@@ -21,6 +22,7 @@
 
 mod auth;
 mod copy;
+mod described;
 mod encode;
 mod engine;
 mod error;

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use sql_support::{TestServer, client_available, psql};
 use tokio_postgres::SimpleQueryMessage;
 use warmlake_daemon::local_query::query_text;
-use warmlake_daemon::sql::TcpConfig;
+use warmlake_daemon::sql::{SqlLake, TcpConfig};
 
 /// The text rows of a simple query.
 async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
@@ -212,6 +212,32 @@ async fn the_first_rows_arrive_while_the_query_runs() {
         // the session goes on
         assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
     }
+    server.stop().await;
+}
+
+/// A session remembers what it described (drivers describe every query string), but never
+/// past a change of the views: after a publish the same statement is described anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_described_statement_is_described_anew_when_the_views_change() {
+    let server = TestServer::start(|_| {}).await;
+    let client = server.client().await;
+    let lake = |snapshot, select: &str| SqlLake {
+        snapshot,
+        script: format!("CREATE SCHEMA IF NOT EXISTS t; CREATE OR REPLACE VIEW t.v AS {select};"),
+    };
+    let names =
+        |stmt: &tokio_postgres::Statement| stmt.columns().iter().map(|c| c.name().to_owned()).collect::<Vec<_>>();
+    server.publish_lake(&client, lake(1001, "SELECT 1::BIGINT AS a")).await;
+    for _ in 0..2 {
+        let stmt = client.prepare("SELECT * FROM t.v").await.expect("prepare");
+        assert_eq!(names(&stmt), ["a"]);
+        assert_eq!(client.query_one(&stmt, &[]).await.expect("query").get::<_, i64>(0), 1);
+    }
+    server.publish_lake(&client, lake(1002, "SELECT 2::BIGINT AS a, 'x' AS b")).await;
+    let stmt = client.prepare("SELECT * FROM t.v").await.expect("prepare");
+    assert_eq!(names(&stmt), ["a", "b"]);
+    let row = client.query_one(&stmt, &[]).await.expect("query");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (2, "x".to_owned()));
     server.stop().await;
 }
 

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use duckdb::Connection;
 
@@ -16,6 +17,9 @@ use crate::view_sql;
 /// (publishing, cloning a connection), never across an `.await`.
 pub struct Engine {
     admin: Mutex<Connection>,
+    /// Views published so far; moves only after a publish has committed, so an answer
+    /// computed at a generation never reflects older views than that generation's.
+    generation: AtomicU64,
 }
 
 impl Engine {
@@ -44,7 +48,7 @@ impl Engine {
         setup.push_str(&super::pg_compat::macros());
         setup.push_str("SET lock_configuration = true;");
         conn.execute_batch(&setup).map_err(SqlError::Engine)?;
-        Ok(Self { admin: Mutex::new(conn) })
+        Ok(Self { admin: Mutex::new(conn), generation: AtomicU64::new(0) })
     }
 
     /// A connection for one client session (blocking: call from a blocking thread).
@@ -60,13 +64,23 @@ impl Engine {
         conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
         let result = replace_views(&conn, &lake.script);
         match result {
-            Ok(()) => conn.execute_batch("COMMIT").map_err(fail),
+            Ok(()) => {
+                conn.execute_batch("COMMIT").map_err(fail)?;
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
             Err(e) => {
                 // the old views stay; the transaction's changes are discarded
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(fail(e))
             }
         }
+    }
+
+    /// How many times the views were replaced: what a session's remembered describes
+    /// ([`super::described`]) are valid for.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {

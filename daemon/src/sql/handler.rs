@@ -43,6 +43,7 @@ use tokio::sync::mpsc;
 
 use super::auth::{self, CancelKeys, ScramPassword};
 use super::copy::{self, CopyOut};
+use super::described::{self, Described};
 use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
 use super::params;
@@ -101,6 +102,7 @@ pub struct ClientHandler {
     shared: Arc<Shared>,
     session: Result<Session, String>,
     settings: Mutex<Settings>,
+    described: Mutex<Described>,
     cancel_key: CancelKey,
     /// Hands out the cancel key and registers it (None when there is no session to cancel).
     keys: Option<Arc<dyn PidSecretKeyGenerator>>,
@@ -126,7 +128,7 @@ impl ClientHandler {
             })
         });
         let scram = keys.clone().zip(password).map(|(keys, password)| auth::scram_handler(password, keys));
-        Self { shared, session, settings: Mutex::new(settings), cancel_key, keys, scram }
+        Self { shared, session, settings: Mutex::new(settings), described: Mutex::default(), cancel_key, keys, scram }
     }
 
     /// Remembers the client's `application_name` for `SHOW`; nothing to validate.
@@ -219,16 +221,28 @@ impl ClientHandler {
         Ok((columns, row_stream(rx, timer)))
     }
 
-    /// The columns a statement would return, without running it to completion.
+    /// The columns a statement would return, without running it to completion; answered
+    /// from the session's [`Described`] while the views are those it was described on.
     async fn describe(
         &self,
         sql: &str,
         params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<Vec<FieldInfo>, QueryError> {
-        let (mut rx, _) = self.session()?.execute(sql.to_owned(), params, formats, true, Place::Session).await?;
-        let columns = first_columns(&mut rx).await?;
-        Ok(columns.iter().map(field_info).collect())
+        let session = self.session()?;
+        let generation = session.views_generation();
+        let key = described::Key::new(sql, &params, &formats);
+        if let Some(fields) = self.described().get(&key, generation) {
+            return Ok(fields);
+        }
+        let (mut rx, _) = session.execute(sql.to_owned(), params, formats, true, Place::Session).await?;
+        let fields: Vec<FieldInfo> = first_columns(&mut rx).await?.iter().map(field_info).collect();
+        self.described().put(key, generation, fields.clone());
+        Ok(fields)
+    }
+
+    fn described(&self) -> std::sync::MutexGuard<'_, Described> {
+        self.described.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

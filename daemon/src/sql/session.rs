@@ -41,7 +41,7 @@ pub enum Place {
 }
 
 /// Which wire format each result column uses (from the client's Bind).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ResultFormats {
     Text,
     Binary,
@@ -134,6 +134,11 @@ impl Session {
         let thread = Worker::start(conn, None)?;
         let latest = Arc::new(Mutex::new(thread.canceler.clone()));
         Ok(Self { thread, engine, latest, cursors: Arc::default() })
+    }
+
+    /// Counts publishes of the lake's views (see [`Engine::generation`]).
+    pub fn views_generation(&self) -> u64 {
+        self.engine.generation()
     }
 
     /// Interrupts whichever statement the session started last (a CancelRequest's target).

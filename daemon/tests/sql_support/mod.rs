@@ -107,8 +107,14 @@ impl TestServer {
 
     /// Publishes `snap` and waits until `client`'s next statement sees it.
     pub async fn publish(&self, client: &tokio_postgres::Client, snap: &LakeSnapshot) {
-        self.lake.send(Arc::new(sql_lake(snap))).expect("publish");
-        let id = snap.snapshot.id.to_string();
+        self.publish_lake(client, sql_lake(snap)).await;
+    }
+
+    /// Publishes `lake` (whose snapshot id must be new) and waits until `client`'s next
+    /// statement sees it.
+    pub async fn publish_lake(&self, client: &tokio_postgres::Client, lake: SqlLake) {
+        let id = lake.snapshot.to_string();
+        self.lake.send(Arc::new(lake)).expect("publish");
         loop {
             let shown = client.simple_query("SHOW warmlake.snapshot").await.expect("SHOW warmlake.snapshot");
             let current = shown.iter().find_map(|m| match m {
