@@ -139,11 +139,12 @@ impl<'a> Renderer<'a> {
             buf.put_i32(-1);
             return Ok(());
         }
+        if let Some(plain) = &self.plain {
+            return plain.write(row, self.binary, buf);
+        }
         let len_at = buf.len();
         buf.put_i32(0);
-        if let Some(plain) = &self.plain {
-            plain.write(row, self.binary, buf);
-        } else if self.binary {
+        if self.binary {
             self.write_binary(row, buf, scratch)?;
         } else {
             self.write_text(row, buf, scratch)?;
@@ -276,20 +277,41 @@ impl<'a> Plain<'a> {
         })
     }
 
-    fn write(&self, row: usize, binary: bool, buf: &mut BytesMut) {
+    /// Writes the value at `row` with its length before it (the length is known up front).
+    fn write(&self, row: usize, binary: bool, buf: &mut BytesMut) -> Result<(), String> {
         let mut digits = itoa::Buffer::new();
-        match self {
-            Plain::Text(a) => buf.put_slice(a.value(row).as_bytes()),
-            Plain::LargeText(a) => buf.put_slice(a.value(row).as_bytes()),
-            Plain::TextView(a) => buf.put_slice(a.value(row).as_bytes()),
-            Plain::Int16(a) if binary => buf.put_i16(a.value(row)),
-            Plain::Int32(a) if binary => buf.put_i32(a.value(row)),
-            Plain::Int64(a) if binary => buf.put_i64(a.value(row)),
-            Plain::Int16(a) => buf.put_slice(digits.format(a.value(row)).as_bytes()),
-            Plain::Int32(a) => buf.put_slice(digits.format(a.value(row)).as_bytes()),
-            Plain::Int64(a) => buf.put_slice(digits.format(a.value(row)).as_bytes()),
-        }
+        let bytes = match self {
+            Plain::Text(a) => a.value(row).as_bytes(),
+            Plain::LargeText(a) => a.value(row).as_bytes(),
+            Plain::TextView(a) => a.value(row).as_bytes(),
+            Plain::Int16(a) if binary => {
+                put_sized(buf, &a.value(row).to_be_bytes());
+                return Ok(());
+            }
+            Plain::Int32(a) if binary => {
+                put_sized(buf, &a.value(row).to_be_bytes());
+                return Ok(());
+            }
+            Plain::Int64(a) if binary => {
+                put_sized(buf, &a.value(row).to_be_bytes());
+                return Ok(());
+            }
+            Plain::Int16(a) => digits.format(a.value(row)).as_bytes(),
+            Plain::Int32(a) => digits.format(a.value(row)).as_bytes(),
+            Plain::Int64(a) => digits.format(a.value(row)).as_bytes(),
+        };
+        let len = i32::try_from(bytes.len()).map_err(|_| "value too large".to_owned())?;
+        buf.put_i32(len);
+        buf.put_slice(bytes);
+        Ok(())
     }
+}
+
+/// Writes a fixed-size value with its length before it.
+fn put_sized<const N: usize>(buf: &mut BytesMut, bytes: &[u8; N]) {
+    // N is 2, 4 or 8
+    buf.put_i32(N as i32);
+    buf.put_slice(bytes);
 }
 
 /// Types whose binary form [`Renderer::write_binary`] writes.
@@ -417,4 +439,100 @@ fn json_value(a: &dyn Array, row: usize) -> Result<serde_json::Value, String> {
         }
         _ => Value::String(ArrayFormatter::try_new(a, &FORMAT).map_err(|e| e.to_string())?.value(row).to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray};
+
+    use super::*;
+
+    /// Each row's fields as PostgreSQL sends them: `None` for NULL, else the value's bytes.
+    fn rows(batch: &RecordBatch, format: FieldFormat) -> Vec<Vec<Option<Vec<u8>>>> {
+        let columns: Vec<Column> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Column { name: f.name().clone(), pg_type: pg_type(LogicalTypeId::Invalid, f.data_type()), format })
+            .collect();
+        let mut out = Vec::new();
+        encode_batch(batch, &columns, |row| {
+            assert_eq!(row.field_count as usize, columns.len());
+            let (mut data, mut fields) = (&row.data[..], Vec::new());
+            for _ in 0..row.field_count {
+                let len = i32::from_be_bytes(data[..4].try_into().expect("length"));
+                data = &data[4..];
+                if len < 0 {
+                    fields.push(None);
+                } else {
+                    fields.push(Some(data[..len as usize].to_vec()));
+                    data = &data[len as usize..];
+                }
+            }
+            assert!(data.is_empty(), "bytes after the last field");
+            out.push(fields);
+        })
+        .expect("encode");
+        out
+    }
+
+    #[test]
+    fn integers_and_strings_with_nulls_in_both_formats() {
+        let batch = RecordBatch::try_from_iter([
+            ("i2", Arc::new(Int16Array::from(vec![Some(-7), None])) as ArrayRef),
+            ("i4", Arc::new(Int32Array::from(vec![None, Some(i32::MIN)])) as ArrayRef),
+            ("i8", Arc::new(Int64Array::from(vec![Some(i64::MAX), Some(0)])) as ArrayRef),
+            ("s", Arc::new(StringArray::from(vec![Some("héllo"), None])) as ArrayRef),
+            ("l", Arc::new(LargeStringArray::from(vec![Some(""), Some("x")])) as ArrayRef),
+            ("v", Arc::new(StringViewArray::from(vec![None, Some("a string longer than twelve bytes")])) as ArrayRef),
+        ])
+        .expect("batch");
+        let some = |s: &str| Some(s.as_bytes().to_vec());
+        assert_eq!(
+            rows(&batch, FieldFormat::Text),
+            [
+                vec![some("-7"), None, some("9223372036854775807"), some("héllo"), some(""), None],
+                vec![None, some("-2147483648"), some("0"), None, some("x"), some("a string longer than twelve bytes")],
+            ]
+        );
+        assert_eq!(
+            rows(&batch, FieldFormat::Binary),
+            [
+                vec![
+                    Some((-7_i16).to_be_bytes().to_vec()),
+                    None,
+                    Some(i64::MAX.to_be_bytes().to_vec()),
+                    some("héllo"),
+                    some(""),
+                    None
+                ],
+                vec![
+                    None,
+                    Some(i32::MIN.to_be_bytes().to_vec()),
+                    Some(0_i64.to_be_bytes().to_vec()),
+                    None,
+                    some("x"),
+                    some("a string longer than twelve bytes")
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_of_a_batch_larger_than_one_buffer_are_whole() {
+        let n = 10_000;
+        let text: Vec<String> = (0..n).map(|i| format!("row {i} {}", "x".repeat(i % 50))).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("i", Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef),
+            ("s", Arc::new(StringArray::from(text.clone())) as ArrayRef),
+        ])
+        .expect("batch");
+        let got = rows(&batch, FieldFormat::Text);
+        assert_eq!(got.len(), n);
+        for (i, row) in got.iter().enumerate() {
+            assert_eq!(row, &[Some(i.to_string().into_bytes()), Some(text[i].clone().into_bytes())]);
+        }
+    }
 }

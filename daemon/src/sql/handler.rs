@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use duckdb::types::Value;
-use futures::{Sink, SinkExt, Stream, stream};
+use futures::{Sink, SinkExt, Stream, StreamExt, stream};
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
@@ -283,9 +283,9 @@ fn row_stream(
             Some(Event::Columns(_) | Event::Done) | None => None,
         }
     });
-    futures::StreamExt::flat_map(batches, |batch: PgWireResult<Vec<_>>| match batch {
-        Ok(rows) => stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
-        Err(e) => stream::iter(vec![Err(e)]),
+    batches.flat_map(|batch: PgWireResult<Vec<_>>| match batch {
+        Ok(rows) => stream::iter(rows).map(Ok).left_stream(),
+        Err(e) => stream::once(futures::future::ready(Err(e))).right_stream(),
     })
 }
 
