@@ -8,6 +8,7 @@
 //! - `params`: bound parameters, decoded by their declared type into DuckDB values
 //! - `statement`: splitting and classifying what clients send (session commands, refusals)
 //! - `copy`: `COPY ... TO STDOUT` (psql's `\copy`): parsing it and writing rows as COPY data
+//! - `cursor`: SQL cursors (`DECLARE ... CURSOR`, `FETCH`, `MOVE`, `CLOSE`)
 //! - `described`: statements a session has described, until the views change
 //! - `settings`: `SET`/`SHOW` per session
 //! - `encode`: DuckDB (Arrow) values as PostgreSQL text and binary
@@ -22,6 +23,7 @@
 
 mod auth;
 mod copy;
+mod cursor;
 mod described;
 mod encode;
 mod engine;

@@ -241,6 +241,62 @@ async fn a_described_statement_is_described_anew_when_the_views_change() {
     server.stop().await;
 }
 
+/// SQL cursors (psycopg's named cursors, psycopg2, SQLAlchemy's `stream_results`): DECLARE
+/// inside a transaction, FETCH and MOVE forward in both protocols while other statements run,
+/// CLOSE. A cursor without `WITH HOLD` closes with its transaction; one with it stays until
+/// closed. What PostgreSQL refuses is refused with its SQLSTATE.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_cursors_read_a_result_in_parts() {
+    let server = TestServer::start(|_| {}).await;
+    let client = server.client().await;
+    let ints = |rows: Vec<Vec<Option<String>>>| -> Vec<i64> {
+        rows.iter().map(|r| r[0].as_deref().expect("a value").parse().expect("an integer")).collect()
+    };
+    let run = |sql: &'static str| {
+        let client = &client;
+        async move { client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")) }
+    };
+    assert_eq!(failure(&client, "DECLARE c CURSOR FOR SELECT 1").await.0, "25P01");
+
+    run("BEGIN").await;
+    run("DECLARE c CURSOR FOR SELECT i FROM range(100000) t(i)").await;
+    run("DECLARE \"Held\" NO SCROLL CURSOR WITH HOLD FOR SELECT i * 2 AS j FROM range(10) t(i)").await;
+    assert_eq!(ints(simple_rows(&client, "FETCH 3 FROM c").await), [0, 1, 2]);
+    assert_eq!(ints(simple_rows(&client, "SELECT 42").await), [42]);
+    let moved = client.simple_query("MOVE 10 IN c").await.expect("move");
+    assert!(matches!(moved.as_slice(), [SimpleQueryMessage::CommandComplete(10)]), "{moved:?}");
+    assert_eq!(ints(simple_rows(&client, "FETCH NEXT FROM c").await), [13]);
+    let rest = ints(simple_rows(&client, "FETCH ALL FROM c").await);
+    assert_eq!((rest.len(), rest.first(), rest.last()), (100_000 - 14, Some(&14), Some(&99_999)));
+    assert!(simple_rows(&client, "FETCH 5 FROM c").await.is_empty(), "past the end");
+    assert_eq!(ints(simple_rows(&client, "FETCH 2 FROM \"Held\"").await), [0, 2]);
+    run("COMMIT").await;
+
+    assert_eq!(failure(&client, "FETCH 1 FROM c").await.0, "34000", "closed with its transaction");
+    assert_eq!(ints(simple_rows(&client, "FETCH 2 FROM \"Held\"").await), [4, 6]);
+    run("CLOSE \"Held\"").await;
+    assert_eq!(failure(&client, "FETCH 1 FROM \"Held\"").await.0, "34000");
+
+    run("BEGIN").await;
+    run("DECLARE d CURSOR FOR SELECT 1").await;
+    assert_eq!(failure(&client, "DECLARE d CURSOR FOR SELECT 2").await.0, "42P03");
+    run("ROLLBACK").await;
+    run("BEGIN").await;
+    run("DECLARE e CURSOR FOR SELECT 1").await;
+    assert_eq!(failure(&client, "FETCH BACKWARD 1 FROM e").await.0, "55000");
+    // the extended protocol: Parse/Describe (the cursor's columns), then Bind/Execute, binary
+    // results from a cursor declared BINARY; rows are encoded as the cursor runs, so a FETCH in
+    // another format than its DECLARE's is refused
+    run("DECLARE b BINARY CURSOR FOR SELECT i FROM range(10) t(i)").await;
+    let rows = client.query("FETCH FORWARD 2 FROM b", &[]).await.expect("fetch (extended)");
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>("i")).collect::<Vec<_>>(), [0, 1]);
+    let err = client.query("FETCH 1 FROM e", &[]).await.expect_err("a text cursor fetched in binary");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("0A000"), "{err}");
+    assert_eq!(failure(&client, "DECLARE f CURSOR FOR ATTACH 'x.db'").await.0, "42501");
+    run("ROLLBACK").await;
+    server.stop().await;
+}
+
 const ENDLESS: &str = "SELECT sum(a.i * b.i) FROM range(100000000) a(i), range(100000000) b(i)";
 
 #[tokio::test(flavor = "multi_thread")]

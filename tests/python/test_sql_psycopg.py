@@ -66,6 +66,31 @@ def test_large_result_streams(sql_lake):
         assert total == 999_999 * 1_000_000 // 2
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_named_cursors_read_in_parts(sql_lake, binary):
+    """psycopg's server-side cursors: DECLARE with a bound parameter, a describe of the cursor by
+    its name, FETCHes of `itersize` rows, a scroll forward, CLOSE; other statements run while the
+    cursor is open. The rows equal DuckDB's reading the lake."""
+    sql = "SELECT event_id, kind, duration_ms FROM web.events WHERE duration_ms > %s ORDER BY event_id"
+    expected = duck(sql_lake["lake_sql"], sql.replace("%s", "100"))
+    assert len(expected) > 1000
+    with psycopg.connect(sql_lake["dsn"]) as conn:
+        with conn.cursor(name="events", binary=binary) as cur:
+            cur.itersize = 500
+            cur.execute(sql, (100,))
+            assert [d.name for d in cur.description] == ["event_id", "kind", "duration_ms"]
+            first = cur.fetchmany(10)
+            assert conn.execute("SELECT 42").fetchone() == (42,)
+            cur.scroll(5)
+            rest = list(cur)
+        assert first + rest == expected[:10] + expected[15:]
+        conn.rollback()
+        with conn.cursor(name="gone") as cur:
+            cur.execute("SELECT 1")
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+                cur.scroll(-1)
+
+
 def test_file_access_is_refused(sql_lake):
     with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -62,7 +62,9 @@ pub enum QueryError {
     #[error("a session holds at most {0} open cursors (portals read in parts); close one first")]
     TooManyCursors(usize),
     #[error("cannot open a cursor: {0}")]
-    Cursor(String),
+    CursorOpen(String),
+    #[error("{0}")]
+    Cursor(#[from] super::cursor::CursorError),
 }
 
 impl QueryError {
@@ -82,7 +84,8 @@ impl QueryError {
             QueryError::MultipleStatements => "42601",
             QueryError::SessionGone => "57P01",
             QueryError::TooManyCursors(_) => "54000",
-            QueryError::Cursor(_) => "53000",
+            QueryError::CursorOpen(_) => "53000",
+            QueryError::Cursor(e) => e.sqlstate(),
         }
     }
 }

@@ -19,7 +19,8 @@ use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::send_copy_out_response;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{
-    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
+    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response, send_query_response,
+    send_ready_for_query,
 };
 use pgwire::api::results::{
     CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response,
@@ -34,8 +35,8 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::Execute;
-use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_PORTAL};
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -43,6 +44,7 @@ use tokio::sync::mpsc;
 
 use super::auth::{self, CancelKeys, ScramPassword};
 use super::copy::{self, CopyOut};
+use super::cursor::{CursorError, CursorStatement, Cursors, OpenCursor};
 use super::described::{self, Described};
 use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
@@ -103,6 +105,7 @@ pub struct ClientHandler {
     session: Result<Session, String>,
     settings: Mutex<Settings>,
     described: Mutex<Described>,
+    cursors: Mutex<Cursors>,
     cancel_key: CancelKey,
     /// Hands out the cancel key and registers it (None when there is no session to cancel).
     keys: Option<Arc<dyn PidSecretKeyGenerator>>,
@@ -128,7 +131,16 @@ impl ClientHandler {
             })
         });
         let scram = keys.clone().zip(password).map(|(keys, password)| auth::scram_handler(password, keys));
-        Self { shared, session, settings: Mutex::new(settings), described: Mutex::default(), cancel_key, keys, scram }
+        Self {
+            shared,
+            session,
+            settings: Mutex::new(settings),
+            described: Mutex::default(),
+            cursors: Mutex::default(),
+            cancel_key,
+            keys,
+            scram,
+        }
     }
 
     /// Remembers the client's `application_name` for `SHOW`; nothing to validate.
@@ -146,19 +158,51 @@ impl ClientHandler {
         self.session.as_ref().map_err(|_| QueryError::SessionGone)
     }
 
-    /// Runs one classified statement (a query at `place`) and says how to answer it.
+    /// Runs one classified statement (a query at `place`; `in_transaction`: inside a
+    /// transaction block) and says how to answer it.
     async fn respond(
         &self,
         stmt: &Statement,
         params: Vec<Value>,
         formats: ResultFormats,
         place: Place,
-    ) -> Result<Response, QueryError> {
+        in_transaction: bool,
+    ) -> PgWireResult<Response> {
         match stmt {
             Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats, place).await?)),
+            Statement::Cursor(CursorStatement::Fetch { name, count, send: true }) => {
+                let cursor = self.cursors().get(name).map_err(QueryError::from)?;
+                Ok(Response::Query(cursor.fetch(name, *count, &formats).map_err(QueryError::from)?))
+            }
             Statement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
-            Statement::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
-            Statement::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Statement::Commit | Statement::Rollback => {
+                self.cursors().end_transaction();
+                let tag = if *stmt == Statement::Commit { "COMMIT" } else { "ROLLBACK" };
+                Ok(Response::TransactionEnd(Tag::new(tag)))
+            }
+            Statement::Cursor(CursorStatement::Declare { name, query, binary, hold }) => {
+                if !*hold && !in_transaction {
+                    return Err(QueryError::from(CursorError::OutsideTransaction).into());
+                }
+                if self.cursors().contains(name) {
+                    return Err(QueryError::from(CursorError::Exists(name.clone())).into());
+                }
+                let formats = if *binary { ResultFormats::Binary } else { formats };
+                let rows = self.query(query, params, formats, Place::Cursor).await?;
+                let cursor = OpenCursor::new(rows.row_schema(), rows.data_rows, *hold);
+                self.cursors().insert(name.clone(), cursor).map_err(QueryError::from)?;
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            Statement::Cursor(CursorStatement::Fetch { name, count, send: false }) => {
+                let cursor = self.cursors().get(name).map_err(QueryError::from)?;
+                let skipped = cursor.skip(*count).await?;
+                Ok(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
+            }
+            Statement::Cursor(CursorStatement::Close(name)) => {
+                self.cursors().close(name.as_deref()).map_err(QueryError::from)?;
+                Ok(Response::Execution(Tag::new(if name.is_some() { "CLOSE CURSOR" } else { "CLOSE CURSOR ALL" })))
+            }
+            Statement::BadCursor(e) => Err(QueryError::from(e.clone()).into()),
             Statement::Set { name, value } => {
                 self.settings().set(name, value.as_deref())?;
                 Ok(Response::Execution(Tag::new("SET")))
@@ -169,10 +213,19 @@ impl ClientHandler {
                 Ok(Response::Query(single_text(name, value)))
             }
             Statement::Ignored(tag) => Ok(Response::Execution(Tag::new(tag))),
-            Statement::CopyOut(c) => self.copy_out(c).await,
-            Statement::BadCopy(e) => Err(e.clone().into()),
-            Statement::Refused(keyword) => Err(QueryError::Refused { keyword: keyword.clone() }),
+            Statement::CopyOut(c) => Ok(self.copy_out(c).await?),
+            Statement::BadCopy(e) => Err(QueryError::from(e.clone()).into()),
+            Statement::Refused(keyword) => Err(QueryError::Refused { keyword: keyword.clone() }.into()),
         }
+    }
+
+    /// The columns of a FETCH: its cursor's.
+    fn fetch_fields(&self, name: &str) -> Result<Vec<FieldInfo>, QueryError> {
+        Ok(self.cursors().get(name)?.fields.as_ref().clone())
+    }
+
+    fn cursors(&self) -> std::sync::MutexGuard<'_, Cursors> {
+        self.cursors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs the client's query `sql` at `place` and answers with its rows.
@@ -358,9 +411,10 @@ impl SimpleQueryHandler for ClientHandler {
             client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
         }
         for sql in statements {
-            let response =
-                self.respond(&statement::classify(sql), Vec::new(), ResultFormats::Text, Place::Session).await?;
-            send_response(client, response).await?;
+            let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+            let stmt = statement::classify(sql);
+            let response = self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, in_transaction).await?;
+            send_response(client, response, true).await?;
         }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         let status = client.transaction_status();
@@ -376,19 +430,22 @@ impl SimpleQueryHandler for ClientHandler {
     {
         // only reached when `on_query` is bypassed: answer the first statement
         let sql = statement::split(query).first().map(|s| (*s).to_owned()).unwrap_or_default();
-        Ok(vec![self.respond(&statement::classify(&sql), Vec::new(), ResultFormats::Text, Place::Session).await?])
+        let stmt = statement::classify(&sql);
+        Ok(vec![self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, false).await?])
     }
 }
 
-/// Sends one statement's answer and tracks the transaction status it implies.
-async fn send_response<C>(client: &mut C, response: Response) -> PgWireResult<()>
+/// Sends one statement's answer and tracks the transaction status it implies; `describe`:
+/// rows are preceded by their RowDescription (the simple protocol; the extended one sent it
+/// for Describe).
+async fn send_response<C>(client: &mut C, response: Response, describe: bool) -> PgWireResult<()>
 where
     C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     match response {
-        Response::Query(results) => send_query_response(client, results, true).await,
+        Response::Query(results) => send_query_response(client, results, describe).await,
         Response::TransactionStart(tag) => {
             send_execution_response(client, tag).await?;
             let status = client.transaction_status().to_in_transaction_state();
@@ -466,6 +523,7 @@ impl ExtendedQueryHandler for ClientHandler {
                 self.describe(&pg_compat::rewrite(sql), vec![Value::Null; count], ResultFormats::Text).await?
             }
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
+            Statement::Cursor(CursorStatement::Fetch { name, send: true, .. }) => self.fetch_fields(name)?,
             _ => Vec::new(),
         };
         Ok(DescribeStatementResponse::new(types, fields))
@@ -486,14 +544,39 @@ impl ExtendedQueryHandler for ClientHandler {
         let fields = match &portal.statement.statement {
             Statement::Query(sql) => self.describe(&pg_compat::rewrite(sql), params::values(portal)?, formats).await?,
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
+            Statement::Cursor(CursorStatement::Fetch { name, send: true, .. }) => self.fetch_fields(name)?,
             _ => Vec::new(),
         };
         Ok(DescribePortalResponse::new(fields))
     }
 
+    /// A declared cursor is a portal too (PostgreSQL's SQL cursors are): psycopg describes its
+    /// named cursors by their name after DECLARE. Other describes take pgwire's path.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let cursor = match (&message.name, message.target_type) {
+            (Some(name), TARGET_TYPE_BYTE_PORTAL) if client.portal_store().get_portal(name).is_none() => {
+                self.cursors().get(name).ok()
+            }
+            _ => None,
+        };
+        match cursor {
+            Some(cursor) => {
+                let fields = cursor.fields.as_ref().clone();
+                send_describe_response(client, &DescribePortalResponse::new(fields)).await
+            }
+            None => self._on_describe(client, message).await,
+        }
+    }
+
     /// A portal executed with a row limit is read in parts, and the client may run other
     /// statements in between: its query runs as a cursor.
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Statement>, max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Statement>, max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -503,7 +586,8 @@ impl ExtendedQueryHandler for ClientHandler {
         let params = params::values(portal)?;
         let formats = result_formats(&portal.result_column_format);
         let place = if max_rows == 0 { Place::Session } else { Place::Cursor };
-        Ok(self.respond(&portal.statement.statement, params, formats, place).await?)
+        let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+        self.respond(&portal.statement.statement, params, formats, place, in_transaction).await
     }
 
     /// Streams a query's rows as DuckDB produces them when the client asks for all of them
@@ -529,17 +613,25 @@ impl ExtendedQueryHandler for ClientHandler {
         let mut state = state.lock().await;
         let results = match std::mem::take(&mut *state) {
             PortalExecutionState::Suspended(results) => results,
-            PortalExecutionState::Initial => match &portal.statement.statement {
-                Statement::Query(sql) => {
-                    client.set_state(PgWireConnectionState::QueryInProgress);
-                    let formats = result_formats(&portal.result_column_format);
-                    self.query(sql, params::values(&portal)?, formats, Place::Session).await?
+            PortalExecutionState::Initial => {
+                let (params, formats) = (params::values(&portal)?, result_formats(&portal.result_column_format));
+                let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+                client.set_state(PgWireConnectionState::QueryInProgress);
+                let stmt = &portal.statement.statement;
+                match self.respond(stmt, params, formats, Place::Session, in_transaction).await? {
+                    Response::Query(results) => results,
+                    other => {
+                        // not rows: answered as pgwire's Execute would, the portal left as it was
+                        let ends = matches!(other, Response::TransactionEnd(_));
+                        send_response(client, other, false).await?;
+                        if ends {
+                            client.portal_store().rm_portal(DEFAULT_NAME);
+                        }
+                        client.set_state(PgWireConnectionState::ReadyForQuery);
+                        return Ok(());
+                    }
                 }
-                _ => {
-                    drop(state);
-                    return self._on_execute(client, message).await;
-                }
-            },
+            }
             finished @ PortalExecutionState::Finished => {
                 *state = finished;
                 drop(state);

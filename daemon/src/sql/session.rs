@@ -49,7 +49,8 @@ pub enum ResultFormats {
 }
 
 impl ResultFormats {
-    fn get(&self, idx: usize) -> FieldFormat {
+    /// The format of result column `idx`.
+    pub fn get(&self, idx: usize) -> FieldFormat {
         match self {
             ResultFormats::Text => FieldFormat::Text,
             ResultFormats::Binary => FieldFormat::Binary,
@@ -170,9 +171,9 @@ impl Session {
                 let conn = tokio::task::spawn_blocking(move || engine.connect())
                     .await
                     .map_err(|_| QueryError::SessionGone)?
-                    .map_err(|e| QueryError::Cursor(e.to_string()))?;
+                    .map_err(|e| QueryError::CursorOpen(e.to_string()))?;
                 // the worker's thread runs this one job: its sender is dropped here
-                let worker = Worker::start(conn, Some(guard)).map_err(|e| QueryError::Cursor(e.to_string()))?;
+                let worker = Worker::start(conn, Some(guard)).map_err(|e| QueryError::CursorOpen(e.to_string()))?;
                 worker.jobs.send(job).map_err(|_| QueryError::SessionGone)?;
                 worker.canceler
             }

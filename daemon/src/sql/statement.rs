@@ -6,6 +6,7 @@
 //! this one, for what a read statement can reach through table functions.
 
 use super::copy::{self, CopyError, CopyOut};
+use super::cursor::{self, CursorError, CursorStatement};
 
 /// One classified statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,10 @@ pub enum Statement {
     CopyOut(CopyOut),
     /// A COPY to the client that cannot be served (bad syntax, binary format ...).
     BadCopy(CopyError),
+    /// `DECLARE ... CURSOR FOR`, `FETCH`, `MOVE`, `CLOSE` (see [`cursor`]).
+    Cursor(CursorStatement),
+    /// A cursor statement that cannot be run (bad syntax, scrolling backward).
+    BadCursor(CursorError),
     /// Refused by policy: the keyword that started it.
     Refused(String),
 }
@@ -131,7 +136,7 @@ fn skip_dollar_quoted(sql: &str, i: usize) -> usize {
 }
 
 /// The statement without leading whitespace, comments and opening parentheses.
-fn strip_leading_noise(s: &str) -> &str {
+pub(super) fn strip_leading_noise(s: &str) -> &str {
     let mut s = s;
     loop {
         let t = s.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
@@ -192,6 +197,16 @@ pub fn classify(stmt: &str) -> Statement {
             },
             Ok(None) => Statement::Refused("COPY".to_owned()),
             Err(e) => Statement::BadCopy(e),
+        },
+        "DECLARE" | "FETCH" | "MOVE" | "CLOSE" => match cursor::parse(stmt) {
+            Ok(CursorStatement::Declare { query, .. }) if !matches!(classify(&query), Statement::Query(_)) => {
+                match classify(&query) {
+                    Statement::Refused(k) => Statement::Refused(k),
+                    _ => Statement::Refused("DECLARE".to_owned()),
+                }
+            }
+            Ok(c) => Statement::Cursor(c),
+            Err(e) => Statement::BadCursor(e),
         },
         "DISCARD" => Statement::Ignored("DISCARD ALL"),
         "DEALLOCATE" => Statement::Ignored("DEALLOCATE"),
@@ -262,6 +277,10 @@ mod tests {
         assert_eq!(classify("show tables"), Statement::Query("show tables".into()));
         assert_eq!(classify("SHOW server_version"), Statement::Show("server_version".into()));
         assert_eq!(classify("show warmlake.snapshot"), Statement::Show("warmlake.snapshot".into()));
+        assert!(matches!(classify("DECLARE c CURSOR FOR SELECT 1"), Statement::Cursor(_)));
+        assert_eq!(classify("DECLARE c CURSOR FOR ATTACH 'x.db'"), Statement::Refused("ATTACH".into()));
+        assert_eq!(classify("DECLARE c CURSOR FOR SET a = 1"), Statement::Refused("DECLARE".into()));
+        assert_eq!(classify("FETCH BACKWARD 1 FROM c"), Statement::BadCursor(CursorError::ForwardOnly));
     }
 
     #[test]
