@@ -411,7 +411,7 @@ impl SimpleQueryHandler for ClientHandler {
             client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
         }
         for sql in statements {
-            let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+            let in_transaction = in_transaction(client);
             let stmt = statement::classify(sql);
             let response = self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, in_transaction).await?;
             send_response(client, response, true).await?;
@@ -433,6 +433,11 @@ impl SimpleQueryHandler for ClientHandler {
         let stmt = statement::classify(&sql);
         Ok(vec![self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, false).await?])
     }
+}
+
+/// Whether the client is inside a transaction block (or a failed one).
+fn in_transaction(client: &impl ClientInfo) -> bool {
+    client.transaction_status() != TransactionStatus::Idle
 }
 
 /// Sends one statement's answer and tracks the transaction status it implies; `describe`:
@@ -586,15 +591,16 @@ impl ExtendedQueryHandler for ClientHandler {
         let params = params::values(portal)?;
         let formats = result_formats(&portal.result_column_format);
         let place = if max_rows == 0 { Place::Session } else { Place::Cursor };
-        let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+        let in_transaction = in_transaction(client);
         self.respond(&portal.statement.statement, params, formats, place, in_transaction).await
     }
 
-    /// Streams a query's rows as DuckDB produces them when the client asks for all of them
-    /// (`max_rows` 0, what psycopg, tokio-postgres and most drivers send): pgwire's own
-    /// Execute collects every remaining row of a portal before sending the first, which would
-    /// hold a whole result in memory. Row-limited Executes (JDBC's fetch size: bounded by the
-    /// client) and statements other than queries take pgwire's path.
+    /// Streams a query's (or a FETCH's) rows as DuckDB produces them when the client asks for
+    /// all of them (`max_rows` 0, what psycopg, tokio-postgres and most drivers send): pgwire's
+    /// own Execute collects every remaining row of a portal before sending the first, which
+    /// would hold a whole result in memory. Other statements are answered as pgwire would;
+    /// row-limited Executes (JDBC's fetch size: bounded by the client) and empty or finished
+    /// portals take pgwire's path.
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -615,7 +621,7 @@ impl ExtendedQueryHandler for ClientHandler {
             PortalExecutionState::Suspended(results) => results,
             PortalExecutionState::Initial => {
                 let (params, formats) = (params::values(&portal)?, result_formats(&portal.result_column_format));
-                let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+                let in_transaction = in_transaction(client);
                 client.set_state(PgWireConnectionState::QueryInProgress);
                 let stmt = &portal.statement.statement;
                 match self.respond(stmt, params, formats, Place::Session, in_transaction).await? {
