@@ -312,6 +312,51 @@ async fn statement_timeout_stops_a_query() {
     server.stop().await;
 }
 
+/// `statement_timeout` times each FETCH of a cursor, not the cursor's life: a cursor read
+/// slowly outlives the timeout, and a FETCH that takes longer than it is interrupted.
+#[tokio::test(flavor = "multi_thread")]
+async fn statement_timeout_times_each_fetch() {
+    let server = TestServer::start(|_| {}).await;
+    let client = server.client().await;
+    client.batch_execute("SET statement_timeout = '300ms'; BEGIN").await.expect("begin");
+    // a cursor whose query is still running (its batches wait for FETCHes)
+    client.batch_execute("DECLARE c CURSOR FOR SELECT i FROM range(10000000) t(i)").await.expect("declare");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // more rows than the batches already encoded before the timeout: the query must go on
+    let rows = simple_rows(&client, "FETCH 20000 FROM c").await;
+    assert_eq!((rows.len(), rows[19_999][0].as_deref()), (20_000, Some("19999")));
+    client.batch_execute(&format!("DECLARE e CURSOR FOR {ENDLESS}")).await.expect("declare");
+    let (code, message) = failure(&client, "FETCH 1 FROM e").await;
+    assert_eq!(code, "57014", "{message}");
+    assert!(message.contains("statement timeout"), "{message}");
+    server.stop().await;
+}
+
+/// A CancelRequest during a FETCH interrupts the cursor's query, even when other statements
+/// ran since the cursor was declared.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_request_reaches_a_fetch() {
+    let server = TestServer::start(|_| {}).await;
+    let client = server.client().await;
+    let token = client.cancel_token();
+    client.batch_execute("BEGIN").await.expect("begin");
+    client.batch_execute(&format!("DECLARE e CURSOR FOR {ENDLESS}")).await.expect("declare");
+    assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
+    let fetch = failure(&client, "FETCH 1 FROM e");
+    tokio::pin!(fetch);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (code, message) = loop {
+        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+        if let Ok(failed) = tokio::time::timeout(std::time::Duration::from_millis(50), &mut fetch).await {
+            break failed;
+        }
+        assert!(std::time::Instant::now() < deadline, "the FETCH was not interrupted");
+    };
+    assert_eq!(code, "57014", "{message}");
+    assert!(message.contains("user request"), "{message}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_request_stops_a_query() {
     let server = TestServer::start(|_| {}).await;

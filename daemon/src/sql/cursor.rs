@@ -15,7 +15,7 @@ use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
-use super::session::ResultFormats;
+use super::session::{Canceler, ResultFormats};
 use super::statement::{skip_quoted, strip_leading_noise};
 
 /// A cursor statement that cannot be run.
@@ -197,6 +197,8 @@ pub struct OpenCursor {
     rows: Rows,
     /// Declared `WITH HOLD`: survives the end of its transaction.
     hold: bool,
+    /// Interrupts the cursor's query (a CancelRequest or timeout during a FETCH).
+    pub canceler: Canceler,
 }
 
 impl OpenCursor {
@@ -204,14 +206,22 @@ impl OpenCursor {
         fields: Arc<Vec<FieldInfo>>,
         rows: impl Stream<Item = PgWireResult<DataRow>> + Send + 'static,
         hold: bool,
+        canceler: Canceler,
     ) -> Self {
         // fused: FETCHes go on asking after the last row
-        Self { fields, rows: Arc::new(tokio::sync::Mutex::new(Box::pin(rows.fuse()))), hold }
+        Self { fields, rows: Arc::new(tokio::sync::Mutex::new(Box::pin(rows.fuse()))), hold, canceler }
     }
 
     /// The next `count` rows, streamed as they are read (a FETCH ALL holds none of them), if
-    /// `formats` (the FETCH's) are those the cursor encodes its rows in.
-    pub fn fetch(&self, name: &str, count: Count, formats: &ResultFormats) -> Result<QueryResponse, CursorError> {
+    /// `formats` (the FETCH's) are those the cursor encodes its rows in; `guard` is held until
+    /// the last of them is read (the FETCH's timer).
+    pub fn fetch(
+        &self,
+        name: &str,
+        count: Count,
+        formats: &ResultFormats,
+        guard: impl Send + 'static,
+    ) -> Result<QueryResponse, CursorError> {
         if let Some(declared) =
             self.fields.iter().enumerate().find_map(|(i, f)| (formats.get(i) != f.format()).then_some(f.format()))
         {
@@ -222,12 +232,12 @@ impl OpenCursor {
             Count::All => u64::MAX,
             Count::Rows(n) => n,
         };
-        let rows = stream::unfold((self.rows.clone(), limit), |(rows, left)| async move {
+        let rows = stream::unfold((self.rows.clone(), limit, guard), |(rows, left, guard)| async move {
             if left == 0 {
                 return None;
             }
             let row = rows.lock().await.next().await?;
-            Some((row, (rows, left - 1)))
+            Some((row, (rows, left - 1, guard)))
         });
         let mut response = QueryResponse::new(self.fields.clone(), rows);
         response.set_command_tag("FETCH");

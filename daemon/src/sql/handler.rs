@@ -50,7 +50,7 @@ use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
 use super::params;
 use super::pg_compat;
-use super::session::{Event, Place, ResultFormats, Session, SessionCanceler};
+use super::session::{Canceler, Event, Place, ResultFormats, Session, SessionCanceler};
 use super::settings::Settings;
 use super::statement::{self, Statement};
 
@@ -169,10 +169,11 @@ impl ClientHandler {
         in_transaction: bool,
     ) -> PgWireResult<Response> {
         match stmt {
-            Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats, place).await?)),
+            Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats, place).await?.0)),
             Statement::Cursor(CursorStatement::Fetch { name, count, send: true }) => {
                 let cursor = self.cursors().get(name).map_err(QueryError::from)?;
-                Ok(Response::Query(cursor.fetch(name, *count, &formats).map_err(QueryError::from)?))
+                let timer = self.reading(&cursor)?;
+                Ok(Response::Query(cursor.fetch(name, *count, &formats, timer).map_err(QueryError::from)?))
             }
             Statement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Statement::Commit | Statement::Rollback => {
@@ -188,13 +189,14 @@ impl ClientHandler {
                     return Err(QueryError::from(CursorError::Exists(name.clone())).into());
                 }
                 let formats = if *binary { ResultFormats::Binary } else { formats };
-                let rows = self.query(query, params, formats, Place::Cursor).await?;
-                let cursor = OpenCursor::new(rows.row_schema(), rows.data_rows, *hold);
+                let (rows, canceler) = self.query(query, params, formats, Place::Cursor).await?;
+                let cursor = OpenCursor::new(rows.row_schema(), rows.data_rows, *hold, canceler);
                 self.cursors().insert(name.clone(), cursor).map_err(QueryError::from)?;
                 Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
             }
             Statement::Cursor(CursorStatement::Fetch { name, count, send: false }) => {
                 let cursor = self.cursors().get(name).map_err(QueryError::from)?;
+                let _timer = self.reading(&cursor)?;
                 let skipped = cursor.skip(*count).await?;
                 Ok(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
             }
@@ -235,17 +237,18 @@ impl ClientHandler {
         params: Vec<Value>,
         formats: ResultFormats,
         place: Place,
-    ) -> Result<QueryResponse, QueryError> {
-        let (columns, rows) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
+    ) -> Result<(QueryResponse, Canceler), QueryError> {
+        let (columns, rows, canceler) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
         let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
-        Ok(QueryResponse::new(fields, rows))
+        Ok((QueryResponse::new(fields, rows), canceler))
     }
 
     /// Runs the copied query and answers with its rows as COPY data.
     async fn copy_out(&self, copy: &CopyOut) -> Result<Response, QueryError> {
         let binary = copy.binary();
         let formats = if binary { ResultFormats::Binary } else { ResultFormats::Text };
-        let (columns, rows) = self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats, Place::Session).await?;
+        let (columns, rows, _) =
+            self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats, Place::Session).await?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let mut encoder = copy.encoder(copy::text_fields(&names));
         let header = if copy.header { Some(copy::header(&mut encoder, &names)?) } else { None };
@@ -254,24 +257,41 @@ impl ClientHandler {
         Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), names.len(), data)))
     }
 
-    /// Starts `sql` at `place` and returns its columns and rows as a stream; a timer cancels
-    /// it after `statement_timeout`.
+    /// Starts `sql` at `place` and returns its columns, its rows as a stream and what
+    /// interrupts it. `statement_timeout` times a statement on the session's thread until its
+    /// result is read; a cursor only until its columns are known: its result outlives the
+    /// statement that opened it, and each FETCH is timed instead.
     async fn start(
         &self,
         sql: String,
         params: Vec<Value>,
         formats: ResultFormats,
         place: Place,
-    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static), QueryError> {
+    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static, Canceler), QueryError> {
         let (mut rx, canceler) = self.session()?.execute(sql, params, formats, false, place).await?;
-        let timer = self.settings().statement_timeout().map(|t| {
+        let timer = self.timer(&canceler);
+        let columns = first_columns(&mut rx).await?;
+        let timer = if place == Place::Session { timer } else { None };
+        Ok((columns, row_stream(rx, timer), canceler))
+    }
+
+    /// Interrupts through `canceler` once `statement_timeout` (if set) has passed, unless
+    /// dropped before.
+    fn timer(&self, canceler: &Canceler) -> Option<TimerGuard> {
+        let canceler = canceler.clone();
+        self.settings().statement_timeout().map(|t| {
             TimerGuard(tokio::spawn(async move {
                 tokio::time::sleep(t).await;
                 canceler.cancel(CancelReason::Timeout);
             }))
-        });
-        let columns = first_columns(&mut rx).await?;
-        Ok((columns, row_stream(rx, timer)))
+        })
+    }
+
+    /// A FETCH or MOVE is about to read `cursor`: a CancelRequest now reaches its query, and
+    /// `statement_timeout` times this read.
+    fn reading(&self, cursor: &OpenCursor) -> Result<Option<TimerGuard>, QueryError> {
+        self.session()?.running(&cursor.canceler);
+        Ok(self.timer(&cursor.canceler))
     }
 
     /// The columns a statement would return, without running it to completion; answered

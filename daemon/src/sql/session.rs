@@ -142,7 +142,13 @@ impl Session {
         self.engine.generation()
     }
 
-    /// Interrupts whichever statement the session started last (a CancelRequest's target).
+    /// Makes `canceler`'s statement the one a CancelRequest interrupts (a cursor being read).
+    pub fn running(&self, canceler: &Canceler) {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = canceler.clone();
+    }
+
+    /// Interrupts whichever statement the session started or resumed last (a CancelRequest's
+    /// target).
     pub fn canceler(&self) -> SessionCanceler {
         SessionCanceler(self.latest.clone())
     }
@@ -178,7 +184,7 @@ impl Session {
                 worker.canceler
             }
         };
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = canceler.clone();
+        self.running(&canceler);
         Ok((rx, canceler))
     }
 }
