@@ -8,7 +8,7 @@
 //! other parameters are described as `text`, and their text is bound as a string, which DuckDB
 //! casts to whatever the query compares it with.
 
-use super::statement::skip_quoted;
+use super::statement::{skip_quoted, starts_with_ignore_case};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use duckdb::types::{TimeUnit, Value};
 use pg_interval::Interval;
@@ -96,7 +96,7 @@ fn casts(sql: &str) -> Vec<Option<Type>> {
                 let before = sql[..i].trim_end().to_ascii_lowercase();
                 let target = if let Some(t) = rest.strip_prefix("::") {
                     Some(t)
-                } else if before.ends_with("cast(") && rest.len() > 3 && rest[..3].eq_ignore_ascii_case("as ") {
+                } else if before.ends_with("cast(") && starts_with_ignore_case(rest, "as ") {
                     Some(&rest[3..])
                 } else {
                     None

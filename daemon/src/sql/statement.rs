@@ -190,21 +190,14 @@ pub fn classify(stmt: &str) -> Statement {
             }
         }
         "COPY" => match copy::parse(stmt) {
-            Ok(Some(c)) => match classify(&c.query) {
-                Statement::Query(_) => Statement::CopyOut(c),
-                Statement::Refused(k) => Statement::Refused(k),
-                _ => Statement::Refused("COPY".to_owned()),
-            },
+            Ok(Some(c)) => nested(&c.query.clone(), "COPY", || Statement::CopyOut(c)),
             Ok(None) => Statement::Refused("COPY".to_owned()),
             Err(e) => Statement::BadCopy(e),
         },
         "DECLARE" | "FETCH" | "MOVE" | "CLOSE" => match cursor::parse(stmt) {
-            Ok(CursorStatement::Declare { query, .. }) if !matches!(classify(&query), Statement::Query(_)) => {
-                match classify(&query) {
-                    Statement::Refused(k) => Statement::Refused(k),
-                    _ => Statement::Refused("DECLARE".to_owned()),
-                }
-            }
+            Ok(CursorStatement::Declare { name, query, binary, hold }) => nested(&query.clone(), "DECLARE", || {
+                Statement::Cursor(CursorStatement::Declare { name, query, binary, hold })
+            }),
             Ok(c) => Statement::Cursor(c),
             Err(e) => Statement::BadCursor(e),
         },
@@ -217,16 +210,31 @@ pub fn classify(stmt: &str) -> Statement {
     }
 }
 
+/// A statement wrapping `query` (COPY's, DECLARE's): `wrapped()` when `query` is a read query,
+/// else what refuses it. The leading keyword is checked first, so a statement nested in itself
+/// thousands of times is refused without recursing into it.
+fn nested(query: &str, outer: &str, wrapped: impl FnOnce() -> Statement) -> Statement {
+    let first = words(query, 1).pop().unwrap_or_default();
+    if !READ_KEYWORDS.contains(&first.as_str()) {
+        return Statement::Refused(if first.is_empty() { outer.to_owned() } else { first });
+    }
+    match classify(query) {
+        Statement::Query(_) => wrapped(),
+        Statement::Refused(k) => Statement::Refused(k),
+        _ => Statement::Refused(outer.to_owned()),
+    }
+}
+
 /// `SET [SESSION|LOCAL] name {=|TO} value` (the value unquoted) or `SET TIME ZONE value`.
 fn parse_set(stmt: &str) -> Statement {
     let body = strip_leading_noise(stmt)[3..].trim().trim_end_matches(';').trim();
     let mut body = body;
     for scope in ["SESSION ", "LOCAL "] {
-        if body.len() >= scope.len() && body[..scope.len()].eq_ignore_ascii_case(scope) {
+        if starts_with_ignore_case(body, scope) {
             body = body[scope.len()..].trim_start();
         }
     }
-    if body.len() >= 9 && body[..9].eq_ignore_ascii_case("TIME ZONE") {
+    if starts_with_ignore_case(body, "TIME ZONE") {
         return Statement::Set { name: "timezone".into(), value: Some(unquote(body[9..].trim())) };
     }
     let split_at = body.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(body.len());
@@ -234,12 +242,18 @@ fn parse_set(stmt: &str) -> Statement {
     let mut rest = body[split_at..].trim_start();
     if let Some(r) = rest.strip_prefix('=') {
         rest = r;
-    } else if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("TO") {
+    } else if starts_with_ignore_case(rest, "TO") {
         rest = &rest[2..];
     }
     let value = rest.trim();
     let value = if value.eq_ignore_ascii_case("DEFAULT") { None } else { Some(unquote(value)) };
     Statement::Set { name, value }
+}
+
+/// Whether `s` starts with `prefix`, ASCII case ignored: false when `s` is shorter, or when
+/// the prefix's length would end inside one of `s`'s characters (no slicing panic).
+pub(super) fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 fn unquote(v: &str) -> String {
@@ -279,8 +293,18 @@ mod tests {
         assert_eq!(classify("show warmlake.snapshot"), Statement::Show("warmlake.snapshot".into()));
         assert!(matches!(classify("DECLARE c CURSOR FOR SELECT 1"), Statement::Cursor(_)));
         assert_eq!(classify("DECLARE c CURSOR FOR ATTACH 'x.db'"), Statement::Refused("ATTACH".into()));
-        assert_eq!(classify("DECLARE c CURSOR FOR SET a = 1"), Statement::Refused("DECLARE".into()));
+        assert_eq!(classify("DECLARE c CURSOR FOR SET a = 1"), Statement::Refused("SET".into()));
+        assert_eq!(classify("DECLARE c CURSOR FOR SHOW search_path"), Statement::Refused("DECLARE".into()));
         assert_eq!(classify("FETCH BACKWARD 1 FROM c"), Statement::BadCursor(CursorError::ForwardOnly));
+    }
+
+    #[test]
+    fn statements_nested_in_themselves_are_refused_without_recursing() {
+        let n = 100_000;
+        let declare = format!("{}SELECT 1", "DECLARE c CURSOR FOR ".repeat(n));
+        assert_eq!(classify(&declare), Statement::Refused("DECLARE".into()));
+        let copy = format!("{}SELECT 1{}", "COPY (".repeat(n), ") TO STDOUT".repeat(n));
+        assert_eq!(classify(&copy), Statement::Refused("COPY".into()));
     }
 
     #[test]
@@ -292,5 +316,9 @@ mod tests {
         assert_eq!(classify("SET warmlake.snapshot = 42"), set("warmlake.snapshot", Some("42")));
         assert_eq!(classify("RESET statement_timeout"), set("statement_timeout", None));
         assert_eq!(classify("SET datestyle TO DEFAULT"), set("datestyle", None));
+        // a multi-byte character where a keyword's end would fall (found by the SQL fuzzer)
+        assert_eq!(classify("SET HEADER =ৠ\" x"), set("header", Some("ৠ\" x")));
+        assert_eq!(classify("SET é"), set("é", Some("")));
+        assert_eq!(classify("SET a Tৠ"), set("a", Some("Tৠ")));
     }
 }
