@@ -565,6 +565,27 @@ async fn portals_read_in_parts_stay_open_between_statements() {
     let db = refused.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "54000", "{}", db.message());
     assert!(db.message().contains("at most 16 open cursors"), "{}", db.message());
+    tx.rollback().await.expect("rollback");
+
+    // portals end with their transaction, as in PostgreSQL, and their cursors with them: the
+    // next transaction may open 16 again (a cursor's thread ends just after its portal)
+    let tx = client.transaction().await.expect("begin");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut reopened = Vec::new();
+    while reopened.len() < 16 {
+        let portal = tx.bind(&stmt, &[]).await.expect("bind");
+        match tx.query_portal(&portal, 1).await {
+            Ok(rows) => reopened.push((portal, rows.len())),
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("54000"), "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the last transaction's cursors are still open: {e}"),
+        }
+    }
+    assert!(reopened.iter().all(|(_, n)| *n == 1));
+    let gone = tx.query_portal(&open[0], 1).await.expect_err("a portal of an ended transaction");
+    assert!(gone.as_db_error().is_some(), "{gone}");
     drop(tx);
     assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
     server.stop().await;

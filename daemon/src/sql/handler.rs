@@ -465,7 +465,8 @@ fn in_transaction(client: &impl ClientInfo) -> bool {
 /// for Describe).
 async fn send_response<C>(client: &mut C, response: Response, describe: bool) -> PgWireResult<()>
 where
-    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
@@ -481,6 +482,9 @@ where
             send_execution_response(client, tag).await?;
             let status = client.transaction_status().to_idle_state();
             client.set_transaction_status(status);
+            // portals do not outlive their transaction, as in PostgreSQL (pgwire drops only
+            // the unnamed one): a fetch-size portal left open ends here with its cursor
+            client.portal_store().clear_portals();
             Ok(())
         }
         Response::Execution(tag) => send_execution_response(client, tag).await,
@@ -648,11 +652,7 @@ impl ExtendedQueryHandler for ClientHandler {
                     Response::Query(results) => results,
                     other => {
                         // not rows: answered as pgwire's Execute would, the portal left as it was
-                        let ends = matches!(other, Response::TransactionEnd(_));
                         send_response(client, other, false).await?;
-                        if ends {
-                            client.portal_store().rm_portal(DEFAULT_NAME);
-                        }
                         client.set_state(PgWireConnectionState::ReadyForQuery);
                         return Ok(());
                     }
