@@ -114,6 +114,12 @@ impl From<QueryError> for PgWireError {
     }
 }
 
+impl From<super::cursor::CursorError> for PgWireError {
+    fn from(e: super::cursor::CursorError) -> Self {
+        QueryError::from(e).into()
+    }
+}
+
 /// A FATAL error that ends a connection during startup (authentication failures).
 pub fn fatal(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".to_owned(), code.to_owned(), message)))

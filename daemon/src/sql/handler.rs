@@ -170,41 +170,14 @@ impl ClientHandler {
     ) -> PgWireResult<Response> {
         match stmt {
             Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats, place).await?.0)),
-            Statement::Cursor(CursorStatement::Fetch { name, count, send: true }) => {
-                let cursor = self.cursors().get(name).map_err(QueryError::from)?;
-                let timer = self.reading(&cursor)?;
-                Ok(Response::Query(cursor.fetch(name, *count, &formats, timer).map_err(QueryError::from)?))
-            }
+            Statement::Cursor(c) => self.cursor_statement(c, params, formats, in_transaction).await,
             Statement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Statement::Commit | Statement::Rollback => {
                 self.cursors().end_transaction();
                 let tag = if *stmt == Statement::Commit { "COMMIT" } else { "ROLLBACK" };
                 Ok(Response::TransactionEnd(Tag::new(tag)))
             }
-            Statement::Cursor(CursorStatement::Declare { name, query, binary, hold }) => {
-                if !*hold && !in_transaction {
-                    return Err(QueryError::from(CursorError::OutsideTransaction).into());
-                }
-                if self.cursors().contains(name) {
-                    return Err(QueryError::from(CursorError::Exists(name.clone())).into());
-                }
-                let formats = if *binary { ResultFormats::Binary } else { formats };
-                let (rows, canceler) = self.query(query, params, formats, Place::Cursor).await?;
-                let cursor = OpenCursor::new(rows.row_schema(), rows.data_rows, *hold, canceler);
-                self.cursors().insert(name.clone(), cursor).map_err(QueryError::from)?;
-                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
-            }
-            Statement::Cursor(CursorStatement::Fetch { name, count, send: false }) => {
-                let cursor = self.cursors().get(name).map_err(QueryError::from)?;
-                let _timer = self.reading(&cursor)?;
-                let skipped = cursor.skip(*count).await?;
-                Ok(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
-            }
-            Statement::Cursor(CursorStatement::Close(name)) => {
-                self.cursors().close(name.as_deref()).map_err(QueryError::from)?;
-                Ok(Response::Execution(Tag::new(if name.is_some() { "CLOSE CURSOR" } else { "CLOSE CURSOR ALL" })))
-            }
-            Statement::BadCursor(e) => Err(QueryError::from(e.clone()).into()),
+            Statement::BadCursor(e) => Err(e.clone().into()),
             Statement::Set { name, value } => {
                 self.settings().set(name, value.as_deref())?;
                 Ok(Response::Execution(Tag::new("SET")))
@@ -228,6 +201,46 @@ impl ClientHandler {
 
     fn cursors(&self) -> std::sync::MutexGuard<'_, Cursors> {
         self.cursors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// DECLARE, FETCH, MOVE or CLOSE (see [`super::cursor`]).
+    async fn cursor_statement(
+        &self,
+        statement: &CursorStatement,
+        params: Vec<Value>,
+        formats: ResultFormats,
+        in_transaction: bool,
+    ) -> PgWireResult<Response> {
+        match statement {
+            CursorStatement::Declare { name, query, binary, hold } => {
+                if !*hold && !in_transaction {
+                    return Err(CursorError::OutsideTransaction.into());
+                }
+                if self.cursors().contains(name) {
+                    return Err(CursorError::Exists(name.clone()).into());
+                }
+                let formats = if *binary { ResultFormats::Binary } else { formats };
+                let (rows, canceler) = self.query(query, params, formats, Place::Cursor).await?;
+                let cursor = OpenCursor::new(rows.row_schema(), rows.data_rows, *hold, canceler);
+                self.cursors().insert(name.clone(), cursor)?;
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            CursorStatement::Fetch { name, count, send: true } => {
+                let cursor = self.cursors().get(name)?;
+                let timer = self.reading(&cursor)?;
+                Ok(Response::Query(cursor.fetch(name, *count, &formats, timer)?))
+            }
+            CursorStatement::Fetch { name, count, send: false } => {
+                let cursor = self.cursors().get(name)?;
+                let _timer = self.reading(&cursor)?;
+                let skipped = cursor.skip(*count).await?;
+                Ok(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
+            }
+            CursorStatement::Close(name) => {
+                self.cursors().close(name.as_deref())?;
+                Ok(Response::Execution(Tag::new(if name.is_some() { "CLOSE CURSOR" } else { "CLOSE CURSOR ALL" })))
+            }
+        }
     }
 
     /// Runs the client's query `sql` at `place` and answers with its rows.
