@@ -23,6 +23,24 @@ async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Opti
         .collect()
 }
 
+/// Sends CancelRequests until `statement` (which cannot end otherwise) fails, and returns its
+/// failure. A CancelRequest reaching the server before the statement runs does nothing (as in
+/// PostgreSQL), hence the repeats; 30 s without an interrupt fails the test.
+async fn cancel_until_it_fails(
+    token: &tokio_postgres::CancelToken,
+    statement: impl std::future::Future<Output = (String, String)>,
+) -> (String, String) {
+    tokio::pin!(statement);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+        if let Ok(failed) = tokio::time::timeout(std::time::Duration::from_millis(50), &mut statement).await {
+            return failed;
+        }
+        assert!(std::time::Instant::now() < deadline, "the statement was not interrupted");
+    }
+}
+
 /// The SQLSTATE and message of a statement that must fail.
 async fn failure(client: &tokio_postgres::Client, sql: &str) -> (String, String) {
     let err = client.simple_query(sql).await.err().unwrap_or_else(|| panic!("{sql} should fail"));
@@ -342,16 +360,7 @@ async fn a_cancel_request_reaches_a_fetch() {
     client.batch_execute("BEGIN").await.expect("begin");
     client.batch_execute(&format!("DECLARE e CURSOR FOR {ENDLESS}")).await.expect("declare");
     assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
-    let fetch = failure(&client, "FETCH 1 FROM e");
-    tokio::pin!(fetch);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let (code, message) = loop {
-        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
-        if let Ok(failed) = tokio::time::timeout(std::time::Duration::from_millis(50), &mut fetch).await {
-            break failed;
-        }
-        assert!(std::time::Instant::now() < deadline, "the FETCH was not interrupted");
-    };
+    let (code, message) = cancel_until_it_fails(&token, failure(&client, "FETCH 1 FROM e")).await;
     assert_eq!(code, "57014", "{message}");
     assert!(message.contains("user request"), "{message}");
     server.stop().await;
@@ -362,16 +371,8 @@ async fn cancel_request_stops_a_query() {
     let server = TestServer::start(|_| {}).await;
     let client = server.client().await;
     let token = client.cancel_token();
-    let query = failure(&client, "SELECT sum(i) FROM range(10000000000) t(i)");
-    tokio::pin!(query);
-    // A CancelRequest reaching the server between statements does nothing (as in PostgreSQL),
-    // so cancel until the query ends; it cannot end otherwise.
-    let (code, message) = loop {
-        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
-        if let Ok(failed) = tokio::time::timeout(std::time::Duration::from_millis(50), &mut query).await {
-            break failed;
-        }
-    };
+    let (code, message) =
+        cancel_until_it_fails(&token, failure(&client, "SELECT sum(i) FROM range(10000000000) t(i)")).await;
     assert_eq!(code, "57014", "{message}");
     assert!(message.contains("user request"), "{message}");
     // the session goes on
