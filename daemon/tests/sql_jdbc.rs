@@ -1,6 +1,7 @@
 //! pgjdbc (Debian libpostgresql-jdbc-java) against the SQL socket's TCP listener: connecting with
-//! the password, `DatabaseMetaData.getTables`/`getColumns`, a query read with a fetch size, and
-//! a prepared statement with typed parameters. The Java program is compiled with javac here.
+//! the password, `DatabaseMetaData.getTables`/`getColumns`, a query read with a fetch size (other
+//! statements running while it is open), and a prepared statement with typed parameters. The
+//! Java program is compiled with javac here.
 
 mod sql_support;
 
@@ -71,6 +72,8 @@ async fn pgjdbc_reads_the_lake() {
         ]
     );
     assert!(lines.contains(&"fetched 100000 4999950000"), "{stdout}");
+    // statements run while the fetch-size result was open (they waited forever before cursors)
+    assert!(lines.contains(&"interleaved 4"), "{stdout}");
     let expected =
         query_text(latest, "SELECT count(*) FROM sales.orders WHERE id < 50 AND ordered_at >= DATE '2024-01-01'")
             .expect("duckdb");

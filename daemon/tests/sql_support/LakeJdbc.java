@@ -30,19 +30,28 @@ public class LakeJdbc {
                     System.out.println("column " + rs.getString("COLUMN_NAME") + " " + rs.getString("TYPE_NAME"));
                 }
             }
-            // a fetch size streams through a portal: only inside a transaction, as in PostgreSQL
+            // a fetch size streams through a portal: only inside a transaction, as in PostgreSQL;
+            // other statements run on the same connection while the result is read
             conn.setAutoCommit(false);
-            try (Statement st = conn.createStatement()) {
+            try (Statement st = conn.createStatement(); Statement other = conn.createStatement()) {
                 st.setFetchSize(1000);
                 long count = 0;
                 long sum = 0;
+                long interleaved = 0;
                 try (ResultSet rs = st.executeQuery("SELECT i FROM range(100000) t(i)")) {
                     while (rs.next()) {
                         count++;
                         sum += rs.getLong(1);
+                        if (count % 25000 == 1) {
+                            try (ResultSet one = other.executeQuery("SELECT count(*) FROM sales.orders")) {
+                                one.next();
+                                interleaved += one.getLong(1) > 0 ? 1 : 0;
+                            }
+                        }
                     }
                 }
                 System.out.println("fetched " + count + " " + sum);
+                System.out.println("interleaved " + interleaved);
             }
             conn.commit();
             conn.setAutoCommit(true);
