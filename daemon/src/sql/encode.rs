@@ -284,16 +284,20 @@ impl<'a> Plain<'a> {
             Plain::Text(a) => a.value(row).as_bytes(),
             Plain::LargeText(a) => a.value(row).as_bytes(),
             Plain::TextView(a) => a.value(row).as_bytes(),
+            // fixed sizes, with their lengths: typed stores, not a copy call per value
             Plain::Int16(a) if binary => {
-                put_sized(buf, &a.value(row).to_be_bytes());
+                buf.put_i32(2);
+                buf.put_i16(a.value(row));
                 return Ok(());
             }
             Plain::Int32(a) if binary => {
-                put_sized(buf, &a.value(row).to_be_bytes());
+                buf.put_i32(4);
+                buf.put_i32(a.value(row));
                 return Ok(());
             }
             Plain::Int64(a) if binary => {
-                put_sized(buf, &a.value(row).to_be_bytes());
+                buf.put_i32(8);
+                buf.put_i64(a.value(row));
                 return Ok(());
             }
             Plain::Int16(a) => digits.format(a.value(row)).as_bytes(),
@@ -305,13 +309,6 @@ impl<'a> Plain<'a> {
         buf.put_slice(bytes);
         Ok(())
     }
-}
-
-/// Writes a fixed-size value with its length before it.
-fn put_sized<const N: usize>(buf: &mut BytesMut, bytes: &[u8; N]) {
-    // N is 2, 4 or 8
-    buf.put_i32(N as i32);
-    buf.put_slice(bytes);
 }
 
 /// Types whose binary form [`Renderer::write_binary`] writes.
