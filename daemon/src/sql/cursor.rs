@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use futures::{Stream, StreamExt, stream};
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse};
-use pgwire::error::PgWireResult;
-use pgwire::messages::data::DataRow;
+use pgwire::api::results::{FieldInfo, QueryResponse};
 
+use super::encode::{self, Column};
+use super::error::QueryError;
 use super::session::{Canceler, ResultFormats};
 use super::statement::{skip_quoted, strip_leading_noise};
 
@@ -31,11 +32,6 @@ pub enum CursorError {
     Exists(String),
     #[error("DECLARE CURSOR can only be used in transaction blocks")]
     OutsideTransaction,
-    /// Rows are encoded as the cursor runs, in the formats of its DECLARE.
-    #[error(
-        "cursor \"{0}\" was declared for {1} results: FETCH it in that format (DECLARE ... BINARY CURSOR for binary)"
-    )]
-    Format(String, &'static str),
 }
 
 impl CursorError {
@@ -46,7 +42,6 @@ impl CursorError {
             CursorError::Unknown(_) => "34000",
             CursorError::Exists(_) => "42P03",
             CursorError::OutsideTransaction => "25P01",
-            CursorError::Format(..) => "0A000",
         }
     }
 }
@@ -188,13 +183,40 @@ impl<'a> Words<'a> {
     }
 }
 
-/// A declared cursor's rows: a stream several FETCHes read in turn.
-type Rows = Arc<tokio::sync::Mutex<Pin<Box<dyn Stream<Item = PgWireResult<DataRow>> + Send>>>>;
+/// Where a declared cursor's query is: DuckDB's batches still to come, and the batch a FETCH
+/// stopped in with how many of its rows were read.
+struct Position {
+    batches: Pin<Box<dyn Stream<Item = Result<RecordBatch, QueryError>> + Send>>,
+    current: Option<(RecordBatch, usize)>,
+}
+
+impl Position {
+    /// The next rows, at most `n` (part of one batch); None at the end.
+    async fn next_rows(&mut self, n: usize) -> Option<Result<RecordBatch, QueryError>> {
+        loop {
+            if let Some((batch, read)) = &mut self.current
+                && *read < batch.num_rows()
+            {
+                let take = n.min(batch.num_rows() - *read);
+                let rows = batch.slice(*read, take);
+                *read += take;
+                return Some(Ok(rows));
+            }
+            match self.batches.next().await? {
+                Ok(batch) => self.current = Some((batch, 0)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
 
 /// A declared cursor.
 pub struct OpenCursor {
-    pub fields: Arc<Vec<FieldInfo>>,
-    rows: Rows,
+    /// Its columns; each FETCH gives them its own formats.
+    columns: Vec<Column>,
+    position: Arc<tokio::sync::Mutex<Position>>,
+    /// The formats of its DECLARE (`BINARY`, or the DECLARE's own): how Describe shows it.
+    pub declared: ResultFormats,
     /// Declared `WITH HOLD`: survives the end of its transaction.
     hold: bool,
     /// Interrupts the cursor's query (a CancelRequest or timeout during a FETCH).
@@ -203,65 +225,88 @@ pub struct OpenCursor {
 
 impl OpenCursor {
     pub fn new(
-        fields: Arc<Vec<FieldInfo>>,
-        rows: impl Stream<Item = PgWireResult<DataRow>> + Send + 'static,
+        columns: Vec<Column>,
+        batches: impl Stream<Item = Result<RecordBatch, QueryError>> + Send + 'static,
+        declared: ResultFormats,
         hold: bool,
         canceler: Canceler,
     ) -> Self {
-        // fused: FETCHes go on asking after the last row
-        Self { fields, rows: Arc::new(tokio::sync::Mutex::new(Box::pin(rows.fuse()))), hold, canceler }
+        // fused: FETCHes go on asking after the last batch
+        let position = Position { batches: Box::pin(batches.fuse()), current: None };
+        Self { columns, position: Arc::new(tokio::sync::Mutex::new(position)), declared, hold, canceler }
     }
 
-    /// The next `count` rows, streamed as they are read (a FETCH ALL holds none of them), if
-    /// `formats` (the FETCH's) are those the cursor encodes its rows in; `guard` is held until
-    /// the last of them is read (the FETCH's timer).
-    pub fn fetch(
-        &self,
-        name: &str,
-        count: Count,
-        formats: &ResultFormats,
-        guard: impl Send + 'static,
-    ) -> Result<QueryResponse, CursorError> {
-        if let Some(declared) =
-            self.fields.iter().enumerate().find_map(|(i, f)| (formats.get(i) != f.format()).then_some(f.format()))
-        {
-            let declared = if declared == FieldFormat::Binary { "binary" } else { "text" };
-            return Err(CursorError::Format(name.to_owned(), declared));
-        }
-        let limit = match count {
-            Count::All => u64::MAX,
-            Count::Rows(n) => n,
-        };
-        let rows = stream::unfold((self.rows.clone(), limit, guard), |(rows, left, guard)| async move {
-            if left == 0 {
-                return None;
+    /// The cursor's columns in `formats`.
+    fn columns_in(&self, formats: &ResultFormats) -> Vec<Column> {
+        let with_format = |(i, c): (usize, &Column)| Column { format: formats.get(i), ..c.clone() };
+        self.columns.iter().enumerate().map(with_format).collect()
+    }
+
+    /// The cursor's columns in `formats`, as a RowDescription announces them.
+    pub fn fields(&self, formats: &ResultFormats) -> Vec<FieldInfo> {
+        self.columns_in(formats).iter().map(Column::field_info).collect()
+    }
+
+    /// The next `count` rows in `formats` (the FETCH's), encoded and streamed as they are read
+    /// (a FETCH ALL holds at most a batch); `guard` is held until the last of them is read (the
+    /// FETCH's timer).
+    pub fn fetch(&self, count: Count, formats: &ResultFormats, guard: impl Send + 'static) -> QueryResponse {
+        let columns = self.columns_in(formats);
+        let fields = Arc::new(columns.iter().map(Column::field_info).collect::<Vec<_>>());
+        let state = (self.position.clone(), limit(count), Vec::new().into_iter(), columns, guard);
+        let rows = stream::unfold(state, |(position, mut left, mut ready, columns, guard)| async move {
+            loop {
+                if let Some(row) = ready.next() {
+                    return Some((Ok(row), (position, left, ready, columns, guard)));
+                }
+                if left == 0 {
+                    return None;
+                }
+                let next = position.lock().await.next_rows(usize::try_from(left).unwrap_or(usize::MAX)).await?;
+                let encoded = next.and_then(|rows| {
+                    let mut out = Vec::with_capacity(rows.num_rows());
+                    encode::encode_batch(&rows, &columns, |r| out.push(r)).map_err(QueryError::Encode)?;
+                    Ok(out)
+                });
+                match encoded {
+                    Ok(rows) => {
+                        left = left.saturating_sub(rows.len() as u64);
+                        ready = rows.into_iter();
+                    }
+                    // the FETCH ends with its error
+                    Err(e) => return Some((Err(e.into()), (position, 0, ready, columns, guard))),
+                }
             }
-            let row = rows.lock().await.next().await?;
-            Some((row, (rows, left - 1, guard)))
         });
-        let mut response = QueryResponse::new(self.fields.clone(), rows);
+        let mut response = QueryResponse::new(fields, rows);
         response.set_command_tag("FETCH");
-        Ok(response)
+        response
     }
 
     /// Skips the next `count` rows; returns how many there were.
-    pub async fn skip(&self, count: Count) -> PgWireResult<u64> {
-        let limit = match count {
-            Count::All => u64::MAX,
-            Count::Rows(n) => n,
-        };
-        let mut rows = self.rows.lock().await;
+    pub async fn skip(&self, count: Count) -> Result<u64, QueryError> {
+        let mut left = limit(count);
+        let mut position = self.position.lock().await;
         let mut skipped = 0;
-        while skipped < limit {
-            match rows.next().await {
-                Some(row) => {
-                    row?;
-                    skipped += 1;
+        while left > 0 {
+            match position.next_rows(usize::try_from(left).unwrap_or(usize::MAX)).await {
+                Some(rows) => {
+                    let n = rows?.num_rows() as u64;
+                    skipped += n;
+                    left -= n;
                 }
                 None => break,
             }
         }
         Ok(skipped)
+    }
+}
+
+/// The rows a count asks for.
+fn limit(count: Count) -> u64 {
+    match count {
+        Count::All => u64::MAX,
+        Count::Rows(n) => n,
     }
 }
 

@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveTime, TimeDelta};
 use duckdb::core::LogicalTypeId;
 use pg_interval::Interval;
 use pgwire::api::Type;
-use pgwire::api::results::FieldFormat;
+use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::messages::data::DataRow;
 use postgres_types::ToSql;
 use rust_decimal::Decimal;
@@ -78,6 +78,13 @@ pub struct Column {
     pub name: String,
     pub pg_type: Type,
     pub format: FieldFormat,
+}
+
+impl Column {
+    /// The column as a RowDescription announces it.
+    pub fn field_info(&self) -> FieldInfo {
+        FieldInfo::new(self.name.clone(), None, None, self.pg_type.clone(), self.format)
+    }
 }
 
 /// The size of the buffers rows are encoded into (see [`encode_batch`]).

@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use duckdb::types::Value;
 use futures::{Sink, SinkExt, Stream, StreamExt, stream};
@@ -50,7 +51,7 @@ use super::encode::Column;
 use super::error::{CancelReason, QueryError, fatal};
 use super::params;
 use super::pg_compat;
-use super::session::{Canceler, Event, Place, ResultFormats, Session, SessionCanceler};
+use super::session::{Answer, Canceler, Event, Place, ResultFormats, Session, SessionCanceler};
 use super::settings::Settings;
 use super::statement::{self, Statement};
 
@@ -194,9 +195,9 @@ impl ClientHandler {
         }
     }
 
-    /// The columns of a FETCH: its cursor's.
-    fn fetch_fields(&self, name: &str) -> Result<Vec<FieldInfo>, QueryError> {
-        Ok(self.cursors().get(name)?.fields.as_ref().clone())
+    /// The columns of a FETCH in `formats`: its cursor's.
+    fn fetch_fields(&self, name: &str, formats: &ResultFormats) -> Result<Vec<FieldInfo>, QueryError> {
+        Ok(self.cursors().get(name)?.fields(formats))
     }
 
     fn cursors(&self) -> std::sync::MutexGuard<'_, Cursors> {
@@ -219,16 +220,16 @@ impl ClientHandler {
                 if self.cursors().contains(name) {
                     return Err(CursorError::Exists(name.clone()).into());
                 }
-                let formats = if *binary { ResultFormats::Binary } else { formats };
-                let (rows, canceler) = self.query(query, params, formats, Place::Cursor).await?;
-                let cursor = OpenCursor::new(rows.row_schema(), rows.data_rows, *hold, canceler);
+                let (columns, batches, canceler) = self.start_batches(pg_compat::rewrite(query), params).await?;
+                let declared = if *binary { ResultFormats::Binary } else { formats };
+                let cursor = OpenCursor::new(columns, batches, declared, *hold, canceler);
                 self.cursors().insert(name.clone(), cursor)?;
                 Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
             }
             CursorStatement::Fetch { name, count, send: true } => {
                 let cursor = self.cursors().get(name)?;
                 let timer = self.reading(&cursor)?;
-                Ok(Response::Query(cursor.fetch(name, *count, &formats, timer)?))
+                Ok(Response::Query(cursor.fetch(*count, &formats, timer)))
             }
             CursorStatement::Fetch { name, count, send: false } => {
                 let cursor = self.cursors().get(name)?;
@@ -252,7 +253,7 @@ impl ClientHandler {
         place: Place,
     ) -> Result<(QueryResponse, Canceler), QueryError> {
         let (columns, rows, canceler) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
-        let fields = Arc::new(columns.iter().map(field_info).collect::<Vec<_>>());
+        let fields = Arc::new(columns.iter().map(Column::field_info).collect::<Vec<_>>());
         Ok((QueryResponse::new(fields, rows), canceler))
     }
 
@@ -281,11 +282,33 @@ impl ClientHandler {
         formats: ResultFormats,
         place: Place,
     ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static, Canceler), QueryError> {
-        let (mut rx, canceler) = self.session()?.execute(sql, params, formats, false, place).await?;
+        let (mut rx, canceler) = self.session()?.execute(sql, params, Answer::Rows(formats), place).await?;
         let timer = self.timer(&canceler);
         let columns = first_columns(&mut rx).await?;
         let timer = if place == Place::Session { timer } else { None };
         Ok((columns, row_stream(rx, timer), canceler))
+    }
+
+    /// Starts a SQL cursor's query: its columns, its Arrow batches (each FETCH encodes what it
+    /// reads in its own formats) and what interrupts it; timed until its columns are known.
+    async fn start_batches(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<(Vec<Column>, impl Stream<Item = Result<RecordBatch, QueryError>> + Send + 'static, Canceler), QueryError>
+    {
+        let (mut rx, canceler) = self.session()?.execute(sql, params, Answer::Batches, Place::Cursor).await?;
+        let timer = self.timer(&canceler);
+        let columns = first_columns(&mut rx).await?;
+        drop(timer);
+        let batches = stream::unfold(rx, |mut rx| async move {
+            match rx.recv().await {
+                Some(Event::Batch(batch)) => Some((Ok(batch), rx)),
+                Some(Event::Failed(e)) => Some((Err(e), rx)),
+                Some(Event::Columns(_) | Event::Rows(_) | Event::Done) | None => None,
+            }
+        });
+        Ok((columns, batches, canceler))
     }
 
     /// Interrupts through `canceler` once `statement_timeout` (if set) has passed, unless
@@ -321,8 +344,8 @@ impl ClientHandler {
         if let Some(fields) = self.described().get(&key, generation) {
             return Ok(fields);
         }
-        let (mut rx, _) = session.execute(sql.to_owned(), params, formats, true, Place::Session).await?;
-        let fields: Vec<FieldInfo> = first_columns(&mut rx).await?.iter().map(field_info).collect();
+        let (mut rx, _) = session.execute(sql.to_owned(), params, Answer::Columns(formats), Place::Session).await?;
+        let fields: Vec<FieldInfo> = first_columns(&mut rx).await?.iter().map(Column::field_info).collect();
         self.described().put(key, generation, fields.clone());
         Ok(fields)
     }
@@ -353,7 +376,7 @@ async fn first_columns(rx: &mut mpsc::Receiver<Event>) -> Result<Vec<Column>, Qu
     match rx.recv().await {
         Some(Event::Columns(c)) => Ok(c),
         Some(Event::Failed(e)) => Err(e),
-        Some(Event::Rows(_) | Event::Done) | None => Err(QueryError::SessionGone),
+        Some(Event::Rows(_) | Event::Batch(_) | Event::Done) | None => Err(QueryError::SessionGone),
     }
 }
 
@@ -366,17 +389,13 @@ fn row_stream(
         match rx.recv().await {
             Some(Event::Rows(rows)) => Some((Ok(rows), (rx, timer))),
             Some(Event::Failed(e)) => Some((Err(PgWireError::from(e)), (rx, timer))),
-            Some(Event::Columns(_) | Event::Done) | None => None,
+            Some(Event::Columns(_) | Event::Batch(_) | Event::Done) | None => None,
         }
     });
     batches.flat_map(|batch: PgWireResult<Vec<_>>| match batch {
         Ok(rows) => stream::iter(rows).map(Ok).left_stream(),
         Err(e) => stream::once(futures::future::ready(Err(e))).right_stream(),
     })
-}
-
-fn field_info(c: &Column) -> FieldInfo {
-    FieldInfo::new(c.name.clone(), None, None, c.pg_type.clone(), c.format)
 }
 
 fn single_text(name: &str, value: String) -> QueryResponse {
@@ -565,7 +584,9 @@ impl ExtendedQueryHandler for ClientHandler {
                 self.describe(&pg_compat::rewrite(sql), vec![Value::Null; count], ResultFormats::Text).await?
             }
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
-            Statement::Cursor(CursorStatement::Fetch { name, send: true, .. }) => self.fetch_fields(name)?,
+            Statement::Cursor(CursorStatement::Fetch { name, send: true, .. }) => {
+                self.fetch_fields(name, &ResultFormats::Text)?
+            }
             _ => Vec::new(),
         };
         Ok(DescribeStatementResponse::new(types, fields))
@@ -586,7 +607,7 @@ impl ExtendedQueryHandler for ClientHandler {
         let fields = match &portal.statement.statement {
             Statement::Query(sql) => self.describe(&pg_compat::rewrite(sql), params::values(portal)?, formats).await?,
             Statement::Show(name) => vec![FieldInfo::new(name.clone(), None, None, Type::TEXT, FieldFormat::Text)],
-            Statement::Cursor(CursorStatement::Fetch { name, send: true, .. }) => self.fetch_fields(name)?,
+            Statement::Cursor(CursorStatement::Fetch { name, send: true, .. }) => self.fetch_fields(name, &formats)?,
             _ => Vec::new(),
         };
         Ok(DescribePortalResponse::new(fields))
@@ -609,7 +630,7 @@ impl ExtendedQueryHandler for ClientHandler {
         };
         match cursor {
             Some(cursor) => {
-                let fields = cursor.fields.as_ref().clone();
+                let fields = cursor.fields(&cursor.declared);
                 send_describe_response(client, &DescribePortalResponse::new(fields)).await
             }
             None => self._on_describe(client, message).await,

@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arrow::array::RecordBatch;
 use duckdb::core::LogicalTypeId;
 use duckdb::types::Value;
 use duckdb::{Connection, InterruptHandle};
@@ -61,23 +62,34 @@ impl ResultFormats {
 }
 
 /// What the session thread reports for one statement, in order: `Columns`, any number of
-/// `Rows`, then `Done` — or `Failed` at any point.
+/// `Rows` (or `Batch`es), then `Done` — or `Failed` at any point.
 #[derive(Debug)]
 pub enum Event {
     Columns(Vec<Column>),
     Rows(Vec<DataRow>),
+    Batch(RecordBatch),
     Done,
     Failed(QueryError),
+}
+
+/// What a statement answers with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Its rows, encoded in these formats.
+    Rows(ResultFormats),
+    /// Only its columns, announced in these formats (Describe): a plain query runs with
+    /// `LIMIT 0`, so nothing is computed.
+    Columns(ResultFormats),
+    /// Its rows as DuckDB's Arrow batches, encoded later in whatever format each read asks
+    /// for (a SQL cursor: each FETCH names its own formats).
+    Batches,
 }
 
 /// A statement for the session thread.
 struct Job {
     sql: String,
     params: Vec<Value>,
-    formats: ResultFormats,
-    /// Only the columns are wanted (Describe): the query runs with `LIMIT 0` when it is a
-    /// plain query, so nothing is computed.
-    describe_only: bool,
+    answer: Answer,
     reply: mpsc::Sender<Event>,
 }
 
@@ -160,12 +172,11 @@ impl Session {
         &self,
         sql: String,
         params: Vec<Value>,
-        formats: ResultFormats,
-        describe_only: bool,
+        answer: Answer,
         place: Place,
     ) -> Result<(mpsc::Receiver<Event>, Canceler), QueryError> {
         let (reply, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
-        let job = Job { sql, params, formats, describe_only, reply };
+        let job = Job { sql, params, answer, reply };
         let canceler = match place {
             Place::Session => {
                 self.thread.jobs.send(job).map_err(|_| QueryError::SessionGone)?;
@@ -278,7 +289,8 @@ fn wrappable(sql: &str) -> bool {
 
 /// Runs one job; `began` is called once DuckDB has begun the statement (before any row).
 fn run(conn: &Connection, job: &Job, began: impl Fn()) -> Result<(), QueryError> {
-    let sql = if job.describe_only && wrappable(&job.sql) {
+    let describe_only = matches!(job.answer, Answer::Columns(_));
+    let sql = if describe_only && wrappable(&job.sql) {
         format!("SELECT * FROM ({}\n) LIMIT 0", job.sql)
     } else {
         job.sql.clone()
@@ -296,17 +308,25 @@ fn run(conn: &Connection, job: &Job, began: impl Fn()) -> Result<(), QueryError>
         .map(|(i, f)| Column {
             name: f.name().clone(),
             pg_type: encode::pg_type(logical.get(i).copied().unwrap_or(LogicalTypeId::Invalid), f.data_type()),
-            format: job.formats.get(i),
+            format: match &job.answer {
+                Answer::Rows(formats) | Answer::Columns(formats) => formats.get(i),
+                Answer::Batches => FieldFormat::Text,
+            },
         })
         .collect();
-    if job.reply.blocking_send(Event::Columns(columns.clone())).is_err() || job.describe_only {
+    if job.reply.blocking_send(Event::Columns(columns.clone())).is_err() || describe_only {
         return Ok(());
     }
     for batch in &mut stream {
         let batch = batch?;
-        let mut rows = Vec::with_capacity(batch.num_rows());
-        encode::encode_batch(&batch, &columns, |r| rows.push(r)).map_err(QueryError::Encode)?;
-        if job.reply.blocking_send(Event::Rows(rows)).is_err() {
+        let event = if job.answer == Answer::Batches {
+            Event::Batch(batch)
+        } else {
+            let mut rows = Vec::with_capacity(batch.num_rows());
+            encode::encode_batch(&batch, &columns, |r| rows.push(r)).map_err(QueryError::Encode)?;
+            Event::Rows(rows)
+        };
+        if job.reply.blocking_send(event).is_err() {
             // the client went away or stopped reading this result
             return Ok(());
         }
