@@ -284,8 +284,12 @@ async fn sql_cursors_read_a_result_in_parts() {
     let moved = client.simple_query("MOVE 10 IN c").await.expect("move");
     assert!(matches!(moved.as_slice(), [SimpleQueryMessage::CommandComplete(10)]), "{moved:?}");
     assert_eq!(ints(simple_rows(&client, "FETCH NEXT FROM c").await), [13]);
+    // positioned forward: the row 2 ahead, onto row 20, row 22 (rows count from 1)
+    assert_eq!(ints(simple_rows(&client, "FETCH RELATIVE 2 FROM c").await), [15]);
+    run("MOVE ABSOLUTE 20 IN c").await;
+    assert_eq!(ints(simple_rows(&client, "FETCH ABSOLUTE 22 FROM c").await), [21]);
     let rest = ints(simple_rows(&client, "FETCH ALL FROM c").await);
-    assert_eq!((rest.len(), rest.first(), rest.last()), (100_000 - 14, Some(&14), Some(&99_999)));
+    assert_eq!((rest.len(), rest.first(), rest.last()), (100_000 - 22, Some(&22), Some(&99_999)));
     assert!(simple_rows(&client, "FETCH 5 FROM c").await.is_empty(), "past the end");
     assert_eq!(ints(simple_rows(&client, "FETCH 2 FROM \"Held\"").await), [0, 2]);
     run("COMMIT").await;
@@ -302,6 +306,8 @@ async fn sql_cursors_read_a_result_in_parts() {
     run("BEGIN").await;
     run("DECLARE e CURSOR FOR SELECT 1").await;
     assert_eq!(failure(&client, "FETCH BACKWARD 1 FROM e").await.0, "55000");
+    assert_eq!(ints(simple_rows(&client, "FETCH ABSOLUTE 1 FROM e").await), [1]);
+    assert_eq!(failure(&client, "FETCH ABSOLUTE 1 FROM e").await.0, "55000", "the row it is on");
     // the extended protocol: Parse/Describe (the cursor's columns), then Bind/Execute; each
     // FETCH gets its rows in the format it asks for (binary here), whatever the DECLARE's
     run("DECLARE b CURSOR FOR SELECT i, 'v' || i AS s FROM range(10) t(i)").await;

@@ -59,11 +59,17 @@ pub enum CursorStatement {
     Close(Option<String>),
 }
 
-/// How many rows a FETCH or MOVE reads.
+/// How far a FETCH or MOVE goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Count {
+    /// Every remaining row.
     All,
+    /// The next `n` rows (`FORWARD n`; `NEXT` is 1).
     Rows(u64),
+    /// The row `n` ahead (`RELATIVE n`): FETCH returns that one row, MOVE moves onto it.
+    Relative(u64),
+    /// Row `n` of the result, counted from 1 (`ABSOLUTE n`; `FIRST` is 1): forward only.
+    Absolute(u64),
 }
 
 /// Parses a statement that starts with DECLARE, FETCH, MOVE or CLOSE.
@@ -125,18 +131,21 @@ fn parse_fetch(words: &mut Words<'_>, send: bool) -> Result<CursorStatement, Cur
     let count = match upper.as_slice() {
         [] | ["NEXT"] | ["FORWARD"] => Count::Rows(1),
         ["ALL"] | ["FORWARD", "ALL"] => Count::All,
-        ["PRIOR" | "FIRST" | "LAST" | "BACKWARD" | "ABSOLUTE", ..] => return Err(CursorError::ForwardOnly),
-        [n] | ["FORWARD", n] | ["RELATIVE", n] => rows(n)?,
+        ["FIRST"] => Count::Absolute(1),
+        ["PRIOR" | "LAST" | "BACKWARD", ..] => return Err(CursorError::ForwardOnly),
+        ["RELATIVE", n] => Count::Relative(forward(n, what)?),
+        ["ABSOLUTE", n] => Count::Absolute(forward(n, what)?),
+        [n] | ["FORWARD", n] => Count::Rows(forward(n, what)?),
         _ => return Err(CursorError::Syntax(what)),
     };
     Ok(CursorStatement::Fetch { name: identifier(name), count, send })
 }
 
-/// A forward count; a negative one would scan backward.
-fn rows(n: &str) -> Result<Count, CursorError> {
+/// A count or row number; a negative one would scan backward (or count from the end).
+fn forward(n: &str, what: &'static str) -> Result<u64, CursorError> {
     match n.parse::<i64>() {
-        Ok(n) => u64::try_from(n).map(Count::Rows).map_err(|_| CursorError::ForwardOnly),
-        Err(_) => Err(CursorError::Syntax("FETCH")),
+        Ok(n) => u64::try_from(n).map_err(|_| CursorError::ForwardOnly),
+        Err(_) => Err(CursorError::Syntax(what)),
     }
 }
 
@@ -188,6 +197,8 @@ impl<'a> Words<'a> {
 struct Position {
     batches: Pin<Box<dyn Stream<Item = Result<RecordBatch, QueryError>> + Send>>,
     current: Option<(RecordBatch, usize)>,
+    /// Rows read (fetched or skipped) so far: the row the cursor is on, counted from 1.
+    read: u64,
 }
 
 impl Position {
@@ -200,6 +211,7 @@ impl Position {
                 let take = n.min(batch.num_rows() - *read);
                 let rows = batch.slice(*read, take);
                 *read += take;
+                self.read += take as u64;
                 return Some(Ok(rows));
             }
             match self.batches.next().await? {
@@ -232,7 +244,7 @@ impl OpenCursor {
         canceler: Canceler,
     ) -> Self {
         // fused: FETCHes go on asking after the last batch
-        let position = Position { batches: Box::pin(batches.fuse()), current: None };
+        let position = Position { batches: Box::pin(batches.fuse()), current: None, read: 0 };
         Self { columns, position: Arc::new(tokio::sync::Mutex::new(position)), declared, hold, canceler }
     }
 
@@ -247,13 +259,45 @@ impl OpenCursor {
         self.columns_in(formats).iter().map(Column::field_info).collect()
     }
 
-    /// The next `count` rows in `formats` (the FETCH's), encoded and streamed as they are read
-    /// (a FETCH ALL holds at most a batch); `guard` is held until the last of them is read (the
-    /// FETCH's timer).
-    pub fn fetch(&self, count: Count, formats: &ResultFormats, guard: impl Send + 'static) -> QueryResponse {
+    /// The rows `count` asks for in `formats` (the FETCH's), encoded and streamed as they are
+    /// read (a FETCH ALL holds at most a batch); `guard` is held until the last of them is read
+    /// (the FETCH's timer).
+    pub async fn fetch(
+        &self,
+        count: Count,
+        formats: &ResultFormats,
+        guard: impl Send + 'static,
+    ) -> Result<QueryResponse, QueryError> {
+        let (skip, read) = match count {
+            Count::All => (0, u64::MAX),
+            Count::Rows(n) => (0, n),
+            // the row the cursor is on cannot be read again
+            Count::Relative(0) => return Err(CursorError::ForwardOnly.into()),
+            Count::Relative(n) => (n - 1, 1),
+            Count::Absolute(n) => match n.checked_sub(self.position.lock().await.read) {
+                Some(ahead @ 1..) => (ahead - 1, 1),
+                _ => return Err(CursorError::ForwardOnly.into()),
+            },
+        };
+        self.skip(skip).await?;
+        Ok(self.rows(read, formats, guard))
+    }
+
+    /// Moves as `count` says; returns how many rows it passed.
+    pub async fn advance(&self, count: Count) -> Result<u64, QueryError> {
+        let rows = match count {
+            Count::All => u64::MAX,
+            Count::Rows(n) | Count::Relative(n) => n,
+            Count::Absolute(n) => n.checked_sub(self.position.lock().await.read).ok_or(CursorError::ForwardOnly)?,
+        };
+        self.skip(rows).await
+    }
+
+    /// The next `left` rows in `formats`, streamed (see [`OpenCursor::fetch`]).
+    fn rows(&self, left: u64, formats: &ResultFormats, guard: impl Send + 'static) -> QueryResponse {
         let columns = self.columns_in(formats);
         let fields = Arc::new(columns.iter().map(Column::field_info).collect::<Vec<_>>());
-        let state = (self.position.clone(), limit(count), Vec::new().into_iter(), columns, guard);
+        let state = (self.position.clone(), left, Vec::new().into_iter(), columns, guard);
         let rows = stream::unfold(state, |(position, mut left, mut ready, columns, guard)| async move {
             loop {
                 if let Some(row) = ready.next() {
@@ -283,9 +327,9 @@ impl OpenCursor {
         response
     }
 
-    /// Skips the next `count` rows; returns how many there were.
-    pub async fn skip(&self, count: Count) -> Result<u64, QueryError> {
-        let mut left = limit(count);
+    /// Skips the next `rows` rows; returns how many there were.
+    async fn skip(&self, rows: u64) -> Result<u64, QueryError> {
+        let mut left = rows;
         let mut position = self.position.lock().await;
         let mut skipped = 0;
         while left > 0 {
@@ -299,14 +343,6 @@ impl OpenCursor {
             }
         }
         Ok(skipped)
-    }
-}
-
-/// The rows a count asks for.
-fn limit(count: Count) -> u64 {
-    match count {
-        Count::All => u64::MAX,
-        Count::Rows(n) => n,
     }
 }
 
@@ -387,6 +423,11 @@ mod tests {
         assert_eq!(parse("FETCH 5 C"), Ok(fetch("c", Count::Rows(5), true)));
         assert_eq!(parse("MOVE 10 FROM c"), Ok(fetch("c", Count::Rows(10), false)));
         assert_eq!(parse("MOVE -1 FROM c"), Err(CursorError::ForwardOnly));
+        assert_eq!(parse("FETCH RELATIVE 3 FROM c"), Ok(fetch("c", Count::Relative(3), true)));
+        assert_eq!(parse("MOVE ABSOLUTE 7 IN c"), Ok(fetch("c", Count::Absolute(7), false)));
+        assert_eq!(parse("FETCH FIRST FROM c"), Ok(fetch("c", Count::Absolute(1), true)));
+        assert_eq!(parse("FETCH ABSOLUTE -1 FROM c"), Err(CursorError::ForwardOnly));
+        assert_eq!(parse("FETCH LAST FROM c"), Err(CursorError::ForwardOnly));
         assert_eq!(parse("FETCH PRIOR FROM c"), Err(CursorError::ForwardOnly));
         assert_eq!(parse("FETCH x y z FROM c"), Err(CursorError::Syntax("FETCH")));
         assert_eq!(parse("FETCH"), Err(CursorError::Syntax("FETCH")));

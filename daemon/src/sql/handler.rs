@@ -229,12 +229,12 @@ impl ClientHandler {
             CursorStatement::Fetch { name, count, send: true } => {
                 let cursor = self.cursors().get(name)?;
                 let timer = self.reading(&cursor)?;
-                Ok(Response::Query(cursor.fetch(*count, &formats, timer)))
+                Ok(Response::Query(cursor.fetch(*count, &formats, timer).await?))
             }
             CursorStatement::Fetch { name, count, send: false } => {
                 let cursor = self.cursors().get(name)?;
                 let _timer = self.reading(&cursor)?;
-                let skipped = cursor.skip(*count).await?;
+                let skipped = cursor.advance(*count).await?;
                 Ok(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
             }
             CursorStatement::Close(name) => {
