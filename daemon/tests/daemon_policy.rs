@@ -75,11 +75,8 @@ fn read_tree(dir: &Path) -> (usize, usize) {
 
 #[test]
 fn sentinels_never_reach_the_disk() {
-    if !fixtures::fuse_available("sentinels_never_reach_the_disk") {
-        return;
-    }
     let spec = LakeSpec { events_rows: 5_000, events_files: 2, plain: true, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) = RemoteLake::mounted("sentinels_never_reach_the_disk", &spec) else { return };
     let policy_file = remote.tmp.path().join("policy.toml");
     std::fs::write(&policy_file, POLICY).expect("policy");
     let cfg = remote.config_with(&format!("[policy]\nfile = \"{}\"\n", policy_file.display()));
@@ -184,11 +181,11 @@ fn sentinels_never_reach_the_disk() {
 
 #[test]
 fn policy_edits_apply_while_running_and_bad_edits_keep_the_last_good() {
-    if !fixtures::fuse_available("policy_edits_apply_while_running_and_bad_edits_keep_the_last_good") {
-        return;
-    }
     let spec = LakeSpec { events_rows: 1_000, events_files: 1, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) = RemoteLake::mounted("policy_edits_apply_while_running_and_bad_edits_keep_the_last_good", &spec)
+    else {
+        return;
+    };
     let policy_file = remote.tmp.path().join("policy.toml");
     std::fs::write(&policy_file, "").expect("empty policy");
     let cfg = remote.config_with(&format!("[policy]\nfile = \"{}\"\n", policy_file.display()));

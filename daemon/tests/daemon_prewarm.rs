@@ -18,13 +18,12 @@ use warmlake_policy::{ColumnSelection, QualifiedGlob};
 
 #[test]
 fn prewarm_fetches_what_was_asked_once_and_learns_hot_columns() {
-    if !fixtures::fuse_available("prewarm_fetches_what_was_asked_once_and_learns_hot_columns") {
-        return;
-    }
     // Plain pages and one large file, so column chunks are far larger than the kernel's
     // readahead and a query's reads touch only the columns it reads (and their neighbours).
     let spec = LakeSpec { events_rows: 400_000, events_files: 2, plain: true, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) = RemoteLake::mounted("prewarm_fetches_what_was_asked_once_and_learns_hot_columns", &spec) else {
+        return;
+    };
     let policy_file = remote.tmp.path().join("policy.toml");
     std::fs::write(&policy_file, "").expect("policy");
     // Every snapshot kept, so a prewarm can name one whose files differ from the current ones.

@@ -26,14 +26,15 @@ const DELETE_POS_FIELD_ID: i64 = 2_147_483_645;
 
 #[test]
 fn a_new_snapshot_is_served_at_once_and_only_its_hot_columns_are_prefetched() {
-    if !fixtures::fuse_available("a_new_snapshot_is_served_at_once_and_only_its_hot_columns_are_prefetched") {
-        return;
-    }
     // Plain pages and large files: column chunks are far larger than kernel readahead and the
     // cache's coalescing gap, so which columns a file's cached pieces belong to tells hot
     // columns from cold ones. (The generator's later snapshots only touch small files.)
     let spec = LakeSpec { events_rows: 400_000, events_files: 2, plain: true, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) =
+        RemoteLake::mounted("a_new_snapshot_is_served_at_once_and_only_its_hot_columns_are_prefetched", &spec)
+    else {
+        return;
+    };
     let cfg = config(&remote, "[refresh]\nkeep_snapshots = 1\n");
     let (rt, mnt, latest) = (&remote.rt, remote.mnt(), remote.lake.latest_snapshot);
     let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("daemon starts");
@@ -106,11 +107,8 @@ fn a_new_snapshot_is_served_at_once_and_only_its_hot_columns_are_prefetched() {
 
 #[test]
 fn heat_is_saved_while_running_and_outlives_a_restart() {
-    if !fixtures::fuse_available("heat_is_saved_while_running_and_outlives_a_restart") {
-        return;
-    }
     let spec = LakeSpec { events_rows: 20_000, events_files: 1, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) = RemoteLake::mounted("heat_is_saved_while_running_and_outlives_a_restart", &spec) else { return };
     let cfg = config(&remote, "");
     let rt = &remote.rt;
     let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("daemon starts");

@@ -15,11 +15,8 @@ use warmlake_daemon::generate::LakeSpec;
 
 #[test]
 fn remote_lake_through_cache_mount_and_socket() {
-    if !fixtures::fuse_available("remote_lake_through_cache_mount_and_socket") {
-        return;
-    }
     let spec = LakeSpec { events_rows: 20_000, events_files: 3, ..LakeSpec::default() };
-    let Some(mut remote) = RemoteLake::new(&spec) else { return };
+    let Some(mut remote) = RemoteLake::mounted("remote_lake_through_cache_mount_and_socket", &spec) else { return };
     let cfg = remote.config();
     let mnt = remote.mnt();
     let (rt, lake, store) = (&remote.rt, &remote.lake, &remote.store);
@@ -86,11 +83,8 @@ fn remote_lake_through_cache_mount_and_socket() {
 
 #[test]
 fn a_file_that_leaves_the_lake_leaves_the_cache() {
-    if !fixtures::fuse_available("a_file_that_leaves_the_lake_leaves_the_cache") {
-        return;
-    }
     let spec = LakeSpec { events_rows: 20_000, events_files: 3, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) = RemoteLake::mounted("a_file_that_leaves_the_lake_leaves_the_cache", &spec) else { return };
     let policy_file = remote.tmp.path().join("policy.toml");
     std::fs::write(&policy_file, "").expect("policy");
     let cfg =
@@ -135,11 +129,8 @@ fn a_file_that_leaves_the_lake_leaves_the_cache() {
 /// else.
 #[test]
 fn opening_a_file_prefetches_the_footers_of_its_table() {
-    if !fixtures::fuse_available("opening_a_file_prefetches_the_footers_of_its_table") {
-        return;
-    }
     let spec = LakeSpec { events_rows: 40_000, events_files: 6, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) = RemoteLake::mounted("opening_a_file_prefetches_the_footers_of_its_table", &spec) else { return };
     // No SQL socket: its views would open the tables' files at start.
     let cfg = remote.config_with("[sql]\nenabled = false\n");
     let daemon = Daemon::start(cfg, remote.rt.handle().clone()).expect("daemon starts");

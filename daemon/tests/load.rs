@@ -64,12 +64,11 @@ impl Tally {
 
 #[test]
 fn fifty_clients_sixteen_readers_a_prewarm_and_refreshes() {
-    if !fixtures::fuse_available("fifty_clients_sixteen_readers_a_prewarm_and_refreshes") {
-        return;
-    }
     let seconds = std::env::var("WARMLAKE_LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let spec = LakeSpec { events_rows: 200_000, events_files: 4, order_batches: 6, ..LakeSpec::default() };
-    let Some(remote) = RemoteLake::new(&spec) else { return };
+    let Some(remote) = RemoteLake::mounted("fifty_clients_sixteen_readers_a_prewarm_and_refreshes", &spec) else {
+        return;
+    };
     let cfg = remote.config_with(&format!("[sql]\nmemory_limit = \"{MEMORY_LIMIT_MIB}MiB\"\nmax_connections = 64\n"));
     let rt = &remote.rt;
     let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("daemon starts");

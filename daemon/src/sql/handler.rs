@@ -282,11 +282,25 @@ impl ClientHandler {
         formats: ResultFormats,
         place: Place,
     ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static, Canceler), QueryError> {
-        let (mut rx, canceler) = self.session()?.execute(sql, params, Answer::Rows(formats), place).await?;
-        let timer = self.timer(&canceler);
-        let columns = first_columns(&mut rx).await?;
+        let (columns, rx, canceler, timer) = self.begin(sql, params, Answer::Rows(formats), place).await?;
         let timer = if place == Place::Session { timer } else { None };
         Ok((columns, row_stream(rx, timer), canceler))
+    }
+
+    /// Sends `sql` to run at `place` and waits for its columns, timed by `statement_timeout`
+    /// from here: the one way a statement starts. Returns the columns, the rest of its events,
+    /// what interrupts it and the running timer (dropping it stops the timing).
+    async fn begin(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+        answer: Answer,
+        place: Place,
+    ) -> Result<(Vec<Column>, mpsc::Receiver<Event>, Canceler, Option<TimerGuard>), QueryError> {
+        let (mut rx, canceler) = self.session()?.execute(sql, params, answer, place).await?;
+        let timer = self.timer(&canceler);
+        let columns = first_columns(&mut rx).await?;
+        Ok((columns, rx, canceler, timer))
     }
 
     /// Starts a SQL cursor's query: its columns, its Arrow batches (each FETCH encodes what it
@@ -297,10 +311,8 @@ impl ClientHandler {
         params: Vec<Value>,
     ) -> Result<(Vec<Column>, impl Stream<Item = Result<RecordBatch, QueryError>> + Send + 'static, Canceler), QueryError>
     {
-        let (mut rx, canceler) = self.session()?.execute(sql, params, Answer::Batches, Place::Cursor).await?;
-        let timer = self.timer(&canceler);
-        let columns = first_columns(&mut rx).await?;
-        drop(timer);
+        let (columns, rx, canceler, _timed_until_here) =
+            self.begin(sql, params, Answer::Batches, Place::Cursor).await?;
         let batches = stream::unfold(rx, |mut rx| async move {
             match rx.recv().await {
                 Some(Event::Batch(batch)) => Some((Ok(batch), rx)),
@@ -338,14 +350,13 @@ impl ClientHandler {
         params: Vec<Value>,
         formats: ResultFormats,
     ) -> Result<Vec<FieldInfo>, QueryError> {
-        let session = self.session()?;
-        let generation = session.views_generation();
+        let generation = self.session()?.views_generation();
         let key = described::Key::new(sql, &params, &formats);
         if let Some(fields) = self.described().get(&key, generation) {
             return Ok(fields);
         }
-        let (mut rx, _) = session.execute(sql.to_owned(), params, Answer::Columns(formats), Place::Session).await?;
-        let fields: Vec<FieldInfo> = first_columns(&mut rx).await?.iter().map(Column::field_info).collect();
+        let (columns, ..) = self.begin(sql.to_owned(), params, Answer::Columns(formats), Place::Session).await?;
+        let fields: Vec<FieldInfo> = columns.iter().map(Column::field_info).collect();
         self.described().put(key, generation, fields.clone());
         Ok(fields)
     }

@@ -22,6 +22,15 @@ pub struct RemoteLake {
 }
 
 impl RemoteLake {
+    /// For a test that mounts the lake: `None` (the test is skipped; on CI it fails instead)
+    /// when FUSE or `s3s-fs` is missing. FUSE is checked first, before anything is generated.
+    pub fn mounted(test: &str, spec: &LakeSpec) -> Option<RemoteLake> {
+        if !crate::fixtures::fuse_available(test) {
+            return None;
+        }
+        RemoteLake::new(spec)
+    }
+
     /// Generates and uploads the lake; `None` when `s3s-fs` is missing outside CI.
     pub fn new(spec: &LakeSpec) -> Option<RemoteLake> {
         let server = S3Server::start()?;
