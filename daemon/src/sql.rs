@@ -31,9 +31,11 @@ mod error;
 mod handler;
 mod params;
 mod pg_compat;
+mod reply;
 mod session;
 mod settings;
 mod statement;
+mod wire;
 
 /// Splits SQL text into statements the way the socket does (quotes, dollar quotes, comments).
 pub use statement::split as split_statements;
@@ -57,7 +59,7 @@ pub use settings::SERVER_VERSION;
 
 use auth::ScramPassword;
 use engine::Engine;
-use handler::{CancelRegistry, ClientHandler, Handlers, Shared};
+use handler::{CancelRegistry, ClientHandler, Shared};
 use session::Session;
 
 /// What sessions see: the lake at one snapshot, as a DuckDB script of schemas and views
@@ -255,7 +257,7 @@ impl SqlServer {
                         let client = Arc::new(ClientHandler::new(shared, session, None));
                         tokio::select! {
                             _ = token.cancelled() => Ok(()),
-                            r = pgwire::tokio::process_socket_unix(stream, Handlers { client, cancels }) => r,
+                            r = wire::serve_unix(stream, client, cancels) => r,
                         }
                     }
                     Peer::Tcp(stream) => {
@@ -263,7 +265,7 @@ impl SqlServer {
                         let client = Arc::new(ClientHandler::new(shared, session, password));
                         tokio::select! {
                             _ = token.cancelled() => Ok(()),
-                            r = pgwire::tokio::process_socket(stream, None, Handlers { client, cancels }) => r,
+                            r = wire::serve_tcp(stream, client, cancels) => r,
                         }
                     }
                 };

@@ -15,6 +15,7 @@ use pgwire::error::PgWireResult;
 use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 
+use super::encode::Frames;
 use super::error::QueryError;
 
 /// A COPY to the client that cannot be served.
@@ -220,9 +221,15 @@ pub fn with_header(
     })
 }
 
-/// Re-encodes a `DataRow` (length-prefixed fields, -1 for NULL; binary values when `binary`,
-/// else text) as one COPY line.
-pub fn line(encoder: &mut CopyEncoder, row: &DataRow, binary: bool) -> PgWireResult<CopyData> {
+/// Re-encodes rows (length-prefixed fields, -1 for NULL; binary values when `binary`, else
+/// text) as COPY lines, one each.
+pub fn lines(encoder: &mut CopyEncoder, frames: Frames, binary: bool) -> PgWireResult<Vec<CopyData>> {
+    let rows = frames.into_data_rows().map_err(QueryError::Encode)?;
+    rows.iter().map(|row| line(encoder, row, binary)).collect()
+}
+
+/// One row as one COPY line.
+fn line(encoder: &mut CopyEncoder, row: &DataRow, binary: bool) -> PgWireResult<CopyData> {
     let mut data = row.data.as_ref();
     for _ in 0..row.field_count {
         let (len, rest) = data.split_at_checked(4).ok_or_else(|| QueryError::Encode("truncated row".into()))?;

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use futures::{Stream, StreamExt, stream};
-use pgwire::api::results::{FieldInfo, QueryResponse};
+use pgwire::api::results::FieldInfo;
 
 use super::encode::{self, Column};
 use super::error::QueryError;
+use super::reply::Rows;
 use super::session::{Canceler, ResultFormats};
 use super::statement::{skip_quoted, strip_leading_noise};
 
@@ -267,7 +268,7 @@ impl OpenCursor {
         count: Count,
         formats: &ResultFormats,
         guard: impl Send + 'static,
-    ) -> Result<QueryResponse, QueryError> {
+    ) -> Result<Rows, QueryError> {
         let (skip, read) = match count {
             Count::All => (0, u64::MAX),
             Count::Rows(n) => (0, n),
@@ -294,37 +295,25 @@ impl OpenCursor {
     }
 
     /// The next `left` rows in `formats`, streamed (see [`OpenCursor::fetch`]).
-    fn rows(&self, left: u64, formats: &ResultFormats, guard: impl Send + 'static) -> QueryResponse {
+    fn rows(&self, left: u64, formats: &ResultFormats, guard: impl Send + 'static) -> Rows {
         let columns = self.columns_in(formats);
         let fields = Arc::new(columns.iter().map(Column::field_info).collect::<Vec<_>>());
-        let state = (self.position.clone(), left, Vec::new().into_iter(), columns, guard);
-        let rows = stream::unfold(state, |(position, mut left, mut ready, columns, guard)| async move {
-            loop {
-                if let Some(row) = ready.next() {
-                    return Some((Ok(row), (position, left, ready, columns, guard)));
+        let state = (self.position.clone(), left, columns, guard);
+        let frames = stream::unfold(state, |(position, left, columns, guard)| async move {
+            if left == 0 {
+                return None;
+            }
+            let next = position.lock().await.next_rows(usize::try_from(left).unwrap_or(usize::MAX)).await?;
+            match next.and_then(|rows| encode::encode_batch(&rows, &columns).map_err(QueryError::Encode)) {
+                Ok(frames) => {
+                    let left = left.saturating_sub(frames.rows as u64);
+                    Some((Ok(frames), (position, left, columns, guard)))
                 }
-                if left == 0 {
-                    return None;
-                }
-                let next = position.lock().await.next_rows(usize::try_from(left).unwrap_or(usize::MAX)).await?;
-                let encoded = next.and_then(|rows| {
-                    let mut out = Vec::with_capacity(rows.num_rows());
-                    encode::encode_batch(&rows, &columns, |r| out.push(r)).map_err(QueryError::Encode)?;
-                    Ok(out)
-                });
-                match encoded {
-                    Ok(rows) => {
-                        left = left.saturating_sub(rows.len() as u64);
-                        ready = rows.into_iter();
-                    }
-                    // the FETCH ends with its error
-                    Err(e) => return Some((Err(e.into()), (position, 0, ready, columns, guard))),
-                }
+                // the FETCH ends with its error
+                Err(e) => Some((Err(e.into()), (position, 0, columns, guard))),
             }
         });
-        let mut response = QueryResponse::new(fields, rows);
-        response.set_command_tag("FETCH");
-        response
+        Rows { fields, frames: frames.boxed(), command: "FETCH" }
     }
 
     /// Skips the next `rows` rows; returns how many there were.

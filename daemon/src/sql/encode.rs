@@ -1,16 +1,17 @@
 //! DuckDB results (Arrow batches) as PostgreSQL rows: the type each column is announced as,
-//! and each value in PostgreSQL's text format (binary for the simple scalar types). Values are
-//! written straight into `DataRow` buffers on the session's thread, so the async side only
-//! forwards bytes.
+//! and each value in PostgreSQL's text format (binary for the simple scalar types). Rows are
+//! encoded as whole DataRow messages on the session's thread, so the async side only writes
+//! bytes.
 
 use arrow::array::{Array, ArrayRef, AsArray, GenericStringArray, PrimitiveArray, RecordBatch, StringViewArray};
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Int8Type, Int16Type, Int32Type, Int64Type, IntervalMonthDayNanoType,
     IntervalUnit, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType, UInt64Type,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use chrono::{DateTime, NaiveTime, TimeDelta};
 use duckdb::core::LogicalTypeId;
 use pg_interval::Interval;
@@ -87,37 +88,164 @@ impl Column {
     }
 }
 
-/// The size of the buffers rows are encoded into (see [`encode_batch`]).
-const ROWS_BUFFER: usize = 64 * 1024;
+/// Rows encoded as complete DataRow messages (`D`, the message's length, the field count, each
+/// field with its length), back to back: the connection writes them to the socket as they are.
+#[derive(Debug)]
+pub struct Frames {
+    pub bytes: BytesMut,
+    pub rows: usize,
+}
 
-/// Encodes every row of `batch` and hands each to `emit`; stops at the first error.
-pub fn encode_batch(batch: &RecordBatch, columns: &[Column], mut emit: impl FnMut(DataRow)) -> Result<(), String> {
-    let displays: Vec<ArrayRef> = batch.columns().iter().map(utc_offset).collect::<Result<_, _>>()?;
-    let mut renderers = Vec::with_capacity(columns.len());
-    for ((array, display), column) in batch.columns().iter().zip(&displays).zip(columns) {
-        renderers.push(Renderer::new(array, display, column)?);
-    }
-    let field_count = i16::try_from(columns.len()).map_err(|_| "too many columns".to_owned())?;
-    // Rows are split off one buffer: a split row shares its allocation, so a row costs no
-    // allocation of its own, and when the buffer is full `bytes` allocates another of this
-    // size (rows then are 1 allocation per ~64 KiB, not 1 each; a row per allocation made
-    // malloc/free most of the socket's time for large results).
-    let mut buf = BytesMut::with_capacity(ROWS_BUFFER);
-    let mut scratch = String::new();
-    for row in 0..batch.num_rows() {
-        for r in &renderers {
-            r.write(row, &mut buf, &mut scratch)?;
+impl Frames {
+    /// One row of text values (a `SHOW`'s answer).
+    pub fn text_row(values: &[&str]) -> Result<Self, String> {
+        let field_count = i16::try_from(values.len()).map_err(|_| "too many columns".to_owned())?;
+        let mut fields = BytesMut::new();
+        for v in values {
+            fields.put_i32(i32::try_from(v.len()).map_err(|_| "value too large".to_owned())?);
+            fields.put_slice(v.as_bytes());
         }
-        emit(DataRow::new(buf.split(), field_count));
+        let mut bytes = BytesMut::with_capacity(7 + fields.len());
+        bytes.put_u8(DATA_ROW);
+        bytes.put_i32(i32::try_from(6 + fields.len()).map_err(|_| "row too large".to_owned())?);
+        bytes.put_i16(field_count);
+        bytes.put_slice(&fields);
+        Ok(Self { bytes, rows: 1 })
     }
-    Ok(())
+
+    /// The rows as pgwire's `DataRow`s, sharing this buffer: for what pgwire sends itself (a
+    /// portal read in parts) and for COPY, which re-encodes each row.
+    pub fn into_data_rows(mut self) -> Result<Vec<DataRow>, String> {
+        let mut rows = Vec::with_capacity(self.rows);
+        while !self.bytes.is_empty() {
+            let header = self.bytes.get(..7).ok_or("truncated row header")?;
+            let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+            let field_count = i16::from_be_bytes([header[5], header[6]]);
+            let fields = usize::try_from(len).ok().and_then(|l| l.checked_sub(6)).ok_or("bad row length")?;
+            if header[0] != DATA_ROW || self.bytes.len() < 7 + fields {
+                return Err("malformed row".to_owned());
+            }
+            self.bytes.advance(7);
+            rows.push(DataRow::new(self.bytes.split_to(fields), field_count));
+        }
+        Ok(rows)
+    }
+}
+
+/// The type byte of a DataRow message.
+const DATA_ROW: u8 = b'D';
+
+/// Encodes every row of `batch` as DataRow messages, a column at a time: the rows' lengths
+/// are summed first, so each column writes its values straight into place — one type dispatch
+/// per column, not per value, and no copy of a value besides the one into the message (per
+/// row and value dispatch, and building each row apart, were most of the socket's time for
+/// large results).
+pub fn encode_batch(batch: &RecordBatch, columns: &[Column]) -> Result<Frames, String> {
+    let rows = batch.num_rows();
+    let field_count = i16::try_from(columns.len()).map_err(|_| "too many columns".to_owned())?;
+    let displays: Vec<ArrayRef> = batch.columns().iter().map(utc_offset).collect::<Result<_, _>>()?;
+    let mut fields = Vec::with_capacity(columns.len());
+    for ((array, display), column) in batch.columns().iter().zip(&displays).zip(columns) {
+        fields.push(Field::new(array, display, column)?);
+    }
+    // each message's length counts itself (4) and the field count (2), not its type byte
+    let mut lengths = vec![4 + 2; rows];
+    for f in &fields {
+        f.add_lengths(&mut lengths);
+    }
+    let mut bytes = BytesMut::zeroed(lengths.iter().map(|l| 1 + l).sum());
+    // where each row's next field goes
+    let mut at = Vec::with_capacity(rows);
+    let mut start = 0;
+    for &len in &lengths {
+        // every value's length fits too, being smaller
+        let len32 = i32::try_from(len).map_err(|_| "row too large".to_owned())?;
+        bytes[start] = DATA_ROW;
+        bytes[start + 1..start + 5].copy_from_slice(&len32.to_be_bytes());
+        bytes[start + 5..start + 7].copy_from_slice(&field_count.to_be_bytes());
+        at.push(start + 7);
+        start += 1 + len;
+    }
+    for f in &fields {
+        f.write(&mut bytes, &mut at);
+    }
+    Ok(Frames { bytes, rows })
+}
+
+/// The length PostgreSQL sends for NULL.
+const NULL: [u8; 4] = (-1_i32).to_be_bytes();
+
+/// One column of a batch, ready to be written into the rows.
+enum Field<'a> {
+    /// Values whose encoded length is known from the array: written in place.
+    InPlace { values: Plain<'a>, binary: bool, nulls: Option<&'a NullBuffer> },
+    /// Values rendered first (each with its length) into one buffer, `ends[row]` where each
+    /// ends; copied into the rows.
+    Rendered { bytes: BytesMut, ends: Vec<usize> },
+}
+
+impl<'a> Field<'a> {
+    fn new(array: &'a ArrayRef, display: &'a ArrayRef, column: &Column) -> Result<Self, String> {
+        let binary = column.format == FieldFormat::Binary;
+        if let Some(values) = Plain::of(array, &column.pg_type) {
+            return Ok(Field::InPlace { values, binary, nulls: array.nulls() });
+        }
+        let renderer = Renderer::new(array, display, column)?;
+        let (mut bytes, mut ends, mut scratch) = (BytesMut::new(), Vec::with_capacity(array.len()), String::new());
+        for row in 0..array.len() {
+            renderer.write(row, &mut bytes, &mut scratch)?;
+            ends.push(bytes.len());
+        }
+        Ok(Field::Rendered { bytes, ends })
+    }
+
+    /// Adds each row's field (its length and value) to `lengths`.
+    fn add_lengths(&self, lengths: &mut [usize]) {
+        match self {
+            Field::InPlace { values, binary, nulls } => {
+                for (row, len) in lengths.iter_mut().enumerate() {
+                    *len += 4 + if nulls.is_some_and(|n| n.is_null(row)) { 0 } else { values.len(row, *binary) };
+                }
+            }
+            Field::Rendered { ends, .. } => {
+                let mut start = 0;
+                for (len, &end) in lengths.iter_mut().zip(ends) {
+                    *len += end - start;
+                    start = end;
+                }
+            }
+        }
+    }
+
+    /// Writes each row's field at `at[row]` in `out`, moving `at[row]` past it.
+    fn write(&self, out: &mut [u8], at: &mut [usize]) {
+        match self {
+            Field::InPlace { values, binary, nulls } => {
+                for (row, p) in at.iter_mut().enumerate() {
+                    if nulls.is_some_and(|n| n.is_null(row)) {
+                        out[*p..*p + 4].copy_from_slice(&NULL);
+                        *p += 4;
+                    } else {
+                        *p += values.write(row, *binary, &mut out[*p..]);
+                    }
+                }
+            }
+            Field::Rendered { bytes, ends } => {
+                let mut start = 0;
+                for (p, &end) in at.iter_mut().zip(ends) {
+                    let len = end - start;
+                    out[*p..*p + len].copy_from_slice(&bytes[start..end]);
+                    *p += len;
+                    start = end;
+                }
+            }
+        }
+    }
 }
 
 /// Writes one column's values in the wire format asked for.
 struct Renderer<'a> {
     array: &'a ArrayRef,
-    /// The column's values when they are of a type written without per-value dispatch.
-    plain: Option<Plain<'a>>,
     /// Whether any value may be NULL (a NULL-typed column, `SELECT NULL`, has no validity
     /// buffer: every value is NULL).
     nullable: bool,
@@ -136,18 +264,15 @@ impl<'a> Renderer<'a> {
         if binary && !binary_supported(&column.pg_type) {
             return Err(format!("binary format is not supported for type {}", column.pg_type.name()));
         }
-        let plain = Plain::of(array, &column.pg_type);
         let nullable = array.null_count() > 0 || array.data_type() == &DataType::Null;
-        Ok(Self { array, plain, nullable, formatter, pg_type: column.pg_type.clone(), binary })
+        Ok(Self { array, nullable, formatter, pg_type: column.pg_type.clone(), binary })
     }
 
+    /// Writes the value at `row` with its length before it.
     fn write(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> Result<(), String> {
         if self.nullable && (self.array.is_null(row) || self.array.data_type() == &DataType::Null) {
-            buf.put_i32(-1);
+            buf.put_slice(&NULL);
             return Ok(());
-        }
-        if let Some(plain) = &self.plain {
-            return plain.write(row, self.binary, buf);
         }
         let len_at = buf.len();
         buf.put_i32(0);
@@ -259,8 +384,8 @@ impl<'a> Renderer<'a> {
 }
 
 /// A column of one of the types most large results are made of, held as its concrete array:
-/// its values are written with no per-value type dispatch and no formatter (text and binary
-/// are the same bytes for strings; integers print with `itoa`).
+/// the length of each value is known without rendering it, so it is written in place (text
+/// and binary are the same bytes for strings; integers print with `itoa`).
 enum Plain<'a> {
     Text(&'a GenericStringArray<i32>),
     LargeText(&'a GenericStringArray<i64>),
@@ -284,38 +409,48 @@ impl<'a> Plain<'a> {
         })
     }
 
-    /// Writes the value at `row` with its length before it (the length is known up front).
-    fn write(&self, row: usize, binary: bool, buf: &mut BytesMut) -> Result<(), String> {
+    /// The length of the (non-NULL) value at `row`, without its length prefix.
+    fn len(&self, row: usize, binary: bool) -> usize {
+        match self {
+            Plain::Text(a) => a.value(row).len(),
+            Plain::LargeText(a) => a.value(row).len(),
+            Plain::TextView(a) => a.value(row).len(),
+            Plain::Int16(_) if binary => 2,
+            Plain::Int32(_) if binary => 4,
+            Plain::Int64(_) if binary => 8,
+            Plain::Int16(a) => decimal_len(i64::from(a.value(row))),
+            Plain::Int32(a) => decimal_len(i64::from(a.value(row))),
+            Plain::Int64(a) => decimal_len(a.value(row)),
+        }
+    }
+
+    /// Writes the value at `row` with its length before it at the start of `out` (which has
+    /// room: [`Plain::len`] sized it); returns the bytes written.
+    fn write(&self, row: usize, binary: bool, out: &mut [u8]) -> usize {
         let mut digits = itoa::Buffer::new();
-        let bytes = match self {
+        let value: &[u8] = match self {
             Plain::Text(a) => a.value(row).as_bytes(),
             Plain::LargeText(a) => a.value(row).as_bytes(),
             Plain::TextView(a) => a.value(row).as_bytes(),
-            // fixed sizes, with their lengths: typed stores, not a copy call per value
-            Plain::Int16(a) if binary => {
-                buf.put_i32(2);
-                buf.put_i16(a.value(row));
-                return Ok(());
-            }
-            Plain::Int32(a) if binary => {
-                buf.put_i32(4);
-                buf.put_i32(a.value(row));
-                return Ok(());
-            }
-            Plain::Int64(a) if binary => {
-                buf.put_i32(8);
-                buf.put_i64(a.value(row));
-                return Ok(());
-            }
+            Plain::Int16(a) if binary => &a.value(row).to_be_bytes(),
+            Plain::Int32(a) if binary => &a.value(row).to_be_bytes(),
+            Plain::Int64(a) if binary => &a.value(row).to_be_bytes(),
             Plain::Int16(a) => digits.format(a.value(row)).as_bytes(),
             Plain::Int32(a) => digits.format(a.value(row)).as_bytes(),
             Plain::Int64(a) => digits.format(a.value(row)).as_bytes(),
         };
-        let len = i32::try_from(bytes.len()).map_err(|_| "value too large".to_owned())?;
-        buf.put_i32(len);
-        buf.put_slice(bytes);
-        Ok(())
+        // the row's length was checked to fit an i32, and the value is part of it
+        let len = i32::try_from(value.len()).unwrap_or(i32::MAX);
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        out[4..4 + value.len()].copy_from_slice(value);
+        4 + value.len()
     }
+}
+
+/// How many characters `v` prints as in decimal (as `itoa` prints it).
+fn decimal_len(v: i64) -> usize {
+    let digits = v.unsigned_abs().checked_ilog10().map_or(1, |l| l as usize + 1);
+    digits + usize::from(v < 0)
 }
 
 /// Types whose binary form [`Renderer::write_binary`] writes.
@@ -461,8 +596,10 @@ mod tests {
             .iter()
             .map(|f| Column { name: f.name().clone(), pg_type: pg_type(LogicalTypeId::Invalid, f.data_type()), format })
             .collect();
+        let frames = encode_batch(batch, &columns).expect("encode");
+        assert_eq!(frames.rows, batch.num_rows());
         let mut out = Vec::new();
-        encode_batch(batch, &columns, |row| {
+        for row in frames.into_data_rows().expect("whole messages") {
             assert_eq!(row.field_count as usize, columns.len());
             let (mut data, mut fields) = (&row.data[..], Vec::new());
             for _ in 0..row.field_count {
@@ -477,8 +614,7 @@ mod tests {
             }
             assert!(data.is_empty(), "bytes after the last field");
             out.push(fields);
-        })
-        .expect("encode");
+        }
         out
     }
 
@@ -538,5 +674,52 @@ mod tests {
         for (i, row) in got.iter().enumerate() {
             assert_eq!(row, &[Some(i.to_string().into_bytes()), Some(text[i].clone().into_bytes())]);
         }
+    }
+
+    #[test]
+    fn decimal_lengths_are_what_itoa_prints() {
+        let mut edges = vec![0, -1, 9, -9, 10, -10, 99, 100, i64::MAX, i64::MIN, i64::MIN + 1];
+        for p in 1..19 {
+            let ten = 10_i64.pow(p);
+            edges.extend([ten - 1, ten, ten + 1, -ten + 1, -ten, -ten - 1]);
+        }
+        for v in edges {
+            assert_eq!(decimal_len(v), itoa::Buffer::new().format(v).len(), "{v}");
+        }
+    }
+
+    #[test]
+    fn rendered_columns_sit_between_in_place_ones() {
+        let batch = RecordBatch::try_from_iter([
+            ("s", Arc::new(StringArray::from(vec![Some("a"), None, Some("ccc")])) as ArrayRef),
+            ("f", Arc::new(arrow::array::Float64Array::from(vec![Some(1.5), Some(f64::INFINITY), None])) as ArrayRef),
+            ("b", Arc::new(arrow::array::BooleanArray::from(vec![None, Some(true), Some(false)])) as ArrayRef),
+            ("i", Arc::new(Int32Array::from(vec![Some(-12), Some(0), None])) as ArrayRef),
+        ])
+        .expect("batch");
+        let some = |s: &str| Some(s.as_bytes().to_vec());
+        assert_eq!(
+            rows(&batch, FieldFormat::Text),
+            [
+                vec![some("a"), some("1.5"), None, some("-12")],
+                vec![None, some("Infinity"), some("t"), some("0")],
+                vec![some("ccc"), None, some("f"), None],
+            ]
+        );
+        assert_eq!(
+            rows(&batch, FieldFormat::Binary)[1],
+            [None, Some(f64::INFINITY.to_be_bytes().to_vec()), Some(vec![1]), Some(0_i32.to_be_bytes().to_vec())]
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_is_no_messages_and_a_text_row_is_one() {
+        let batch = RecordBatch::try_from_iter([("i", Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef)])
+            .expect("batch");
+        assert!(rows(&batch, FieldFormat::Binary).is_empty());
+        let frames = Frames::text_row(&["on", ""]).expect("row");
+        assert_eq!(&frames.bytes[..], b"D\0\0\0\x10\0\x02\0\0\0\x02on\0\0\0\0");
+        let rows = frames.into_data_rows().expect("rows");
+        assert_eq!((rows.len(), rows[0].field_count), (1, 2));
     }
 }

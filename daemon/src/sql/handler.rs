@@ -1,6 +1,6 @@
 //! The pgwire side of one client connection: startup (peer check, cancel key), the simple and
 //! extended query protocols, and session commands. Statements go to the connection's
-//! [`Session`] thread; rows come back as a stream pgwire writes as they arrive.
+//! [`Session`] thread; rows come back as a stream of framed rows written as they arrive.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -17,25 +17,21 @@ use pgwire::api::auth::{
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::copy::send_copy_out_response;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{
-    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response, send_query_response,
-    send_ready_for_query,
+    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_query_response, send_ready_for_query,
 };
 use pgwire::api::results::{
-    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response,
-    Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PidSecretKeyGenerator,
     RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
-use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_PORTAL};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -47,13 +43,15 @@ use super::auth::{self, CancelKeys, ScramPassword};
 use super::copy::{self, CopyOut};
 use super::cursor::{CursorError, CursorStatement, Cursors, OpenCursor};
 use super::described::{self, Described};
-use super::encode::Column;
+use super::encode::{Column, Frames};
 use super::error::{CancelReason, QueryError, fatal};
 use super::params;
 use super::pg_compat;
+use super::reply::{Reply, Rows, send_reply};
 use super::session::{Answer, Canceler, Event, Place, ResultFormats, Session, SessionCanceler};
 use super::settings::Settings;
 use super::statement::{self, Statement};
+use super::wire::RawRows;
 
 /// Sessions that a CancelRequest can reach, by (pid, secret key).
 #[derive(Default)]
@@ -108,6 +106,8 @@ pub struct ClientHandler {
     described: Mutex<Described>,
     cursors: Mutex<Cursors>,
     cancel_key: CancelKey,
+    /// Rows on their way to this connection's socket.
+    raw: RawRows,
     /// Hands out the cancel key and registers it (None when there is no session to cancel).
     keys: Option<Arc<dyn PidSecretKeyGenerator>>,
     /// SCRAM-SHA-256 for TCP connections; None on the Unix socket, where the peer's uid was
@@ -139,9 +139,15 @@ impl ClientHandler {
             described: Mutex::default(),
             cursors: Mutex::default(),
             cancel_key,
+            raw: RawRows::default(),
             keys,
             scram,
         }
+    }
+
+    /// Where this connection's rows are queued for its socket.
+    pub fn raw_rows(&self) -> RawRows {
+        self.raw.clone()
     }
 
     /// Remembers the client's `application_name` for `SHOW`; nothing to validate.
@@ -168,28 +174,29 @@ impl ClientHandler {
         formats: ResultFormats,
         place: Place,
         in_transaction: bool,
-    ) -> PgWireResult<Response> {
+    ) -> PgWireResult<Reply> {
+        let other = |response| Ok(Reply::Other(response));
         match stmt {
-            Statement::Query(sql) => Ok(Response::Query(self.query(sql, params, formats, place).await?.0)),
+            Statement::Query(sql) => Ok(Reply::Rows(self.query(sql, params, formats, place).await?)),
             Statement::Cursor(c) => self.cursor_statement(c, params, formats, in_transaction).await,
-            Statement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            Statement::Begin => other(Response::TransactionStart(Tag::new("BEGIN"))),
             Statement::Commit | Statement::Rollback => {
                 self.cursors().end_transaction();
                 let tag = if *stmt == Statement::Commit { "COMMIT" } else { "ROLLBACK" };
-                Ok(Response::TransactionEnd(Tag::new(tag)))
+                other(Response::TransactionEnd(Tag::new(tag)))
             }
             Statement::BadCursor(e) => Err(e.clone().into()),
             Statement::Set { name, value } => {
                 self.settings().set(name, value.as_deref())?;
-                Ok(Response::Execution(Tag::new("SET")))
+                other(Response::Execution(Tag::new("SET")))
             }
             Statement::Show(name) => {
                 let snapshot = self.shared.snapshot.load(std::sync::atomic::Ordering::SeqCst);
                 let value = self.settings().show(name, snapshot)?;
-                Ok(Response::Query(single_text(name, value)))
+                Ok(Reply::Rows(Rows::single_text(name, &value)?))
             }
-            Statement::Ignored(tag) => Ok(Response::Execution(Tag::new(tag))),
-            Statement::CopyOut(c) => Ok(self.copy_out(c).await?),
+            Statement::Ignored(tag) => other(Response::Execution(Tag::new(tag))),
+            Statement::CopyOut(c) => other(self.copy_out(c).await?),
             Statement::BadCopy(e) => Err(QueryError::from(e.clone()).into()),
             Statement::Refused(keyword) => Err(QueryError::Refused { keyword: keyword.clone() }.into()),
         }
@@ -211,7 +218,8 @@ impl ClientHandler {
         params: Vec<Value>,
         formats: ResultFormats,
         in_transaction: bool,
-    ) -> PgWireResult<Response> {
+    ) -> PgWireResult<Reply> {
+        let other = |response| Ok(Reply::Other(response));
         match statement {
             CursorStatement::Declare { name, query, binary, hold } => {
                 if !*hold && !in_transaction {
@@ -224,22 +232,22 @@ impl ClientHandler {
                 let declared = if *binary { ResultFormats::Binary } else { formats };
                 let cursor = OpenCursor::new(columns, batches, declared, *hold, canceler);
                 self.cursors().insert(name.clone(), cursor)?;
-                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+                other(Response::Execution(Tag::new("DECLARE CURSOR")))
             }
             CursorStatement::Fetch { name, count, send: true } => {
                 let cursor = self.cursors().get(name)?;
                 let timer = self.reading(&cursor)?;
-                Ok(Response::Query(cursor.fetch(*count, &formats, timer).await?))
+                Ok(Reply::Rows(cursor.fetch(*count, &formats, timer).await?))
             }
             CursorStatement::Fetch { name, count, send: false } => {
                 let cursor = self.cursors().get(name)?;
                 let _timer = self.reading(&cursor)?;
                 let skipped = cursor.advance(*count).await?;
-                Ok(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
+                other(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
             }
             CursorStatement::Close(name) => {
                 self.cursors().close(name.as_deref())?;
-                Ok(Response::Execution(Tag::new(if name.is_some() { "CLOSE CURSOR" } else { "CLOSE CURSOR ALL" })))
+                other(Response::Execution(Tag::new(if name.is_some() { "CLOSE CURSOR" } else { "CLOSE CURSOR ALL" })))
             }
         }
     }
@@ -251,28 +259,32 @@ impl ClientHandler {
         params: Vec<Value>,
         formats: ResultFormats,
         place: Place,
-    ) -> Result<(QueryResponse, Canceler), QueryError> {
-        let (columns, rows, canceler) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
+    ) -> Result<Rows, QueryError> {
+        let (columns, frames) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
         let fields = Arc::new(columns.iter().map(Column::field_info).collect::<Vec<_>>());
-        Ok((QueryResponse::new(fields, rows), canceler))
+        Ok(Rows { fields, frames: frames.boxed(), command: "SELECT" })
     }
 
     /// Runs the copied query and answers with its rows as COPY data.
     async fn copy_out(&self, copy: &CopyOut) -> Result<Response, QueryError> {
         let binary = copy.binary();
         let formats = if binary { ResultFormats::Binary } else { ResultFormats::Text };
-        let (columns, rows, _) =
+        let (columns, frames) =
             self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats, Place::Session).await?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let mut encoder = copy.encoder(copy::text_fields(&names));
         let header = if copy.header { Some(copy::header(&mut encoder, &names)?) } else { None };
-        let lines = futures::StreamExt::map(rows, move |row| row.and_then(|r| copy::line(&mut encoder, &r, binary)));
+        let lines =
+            frames.map(move |frames| copy::lines(&mut encoder, frames?, binary)).flat_map(|lines| match lines {
+                Ok(lines) => stream::iter(lines).map(Ok).left_stream(),
+                Err(e) => stream::iter([Err(e)]).right_stream(),
+            });
         let data = copy::with_header(header, lines);
         Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), names.len(), data)))
     }
 
-    /// Starts `sql` at `place` and returns its columns, its rows as a stream and what
-    /// interrupts it. `statement_timeout` times a statement on the session's thread until its
+    /// Starts `sql` at `place` and returns its columns and its rows as a stream.
+    /// `statement_timeout` times a statement on the session's thread until its
     /// result is read; a cursor only until its columns are known: its result outlives the
     /// statement that opened it, and each FETCH is timed instead.
     async fn start(
@@ -281,10 +293,10 @@ impl ClientHandler {
         params: Vec<Value>,
         formats: ResultFormats,
         place: Place,
-    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<DataRow>> + Send + 'static, Canceler), QueryError> {
-        let (columns, rx, canceler, timer) = self.begin(sql, params, Answer::Rows(formats), place).await?;
+    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<Frames>> + Send + 'static), QueryError> {
+        let (columns, rx, _, timer) = self.begin(sql, params, Answer::Rows(formats), place).await?;
         let timer = if place == Place::Session { timer } else { None };
-        Ok((columns, row_stream(rx, timer), canceler))
+        Ok((columns, row_stream(rx, timer)))
     }
 
     /// Sends `sql` to run at `place` and waits for its columns, timed by `statement_timeout`
@@ -395,27 +407,14 @@ async fn first_columns(rx: &mut mpsc::Receiver<Event>) -> Result<Vec<Column>, Qu
 fn row_stream(
     rx: mpsc::Receiver<Event>,
     timer: Option<TimerGuard>,
-) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    let batches = stream::unfold((rx, timer), |(mut rx, timer)| async move {
+) -> impl Stream<Item = PgWireResult<Frames>> + Send + 'static {
+    stream::unfold((rx, timer), |(mut rx, timer)| async move {
         match rx.recv().await {
-            Some(Event::Rows(rows)) => Some((Ok(rows), (rx, timer))),
+            Some(Event::Rows(frames)) => Some((Ok(frames), (rx, timer))),
             Some(Event::Failed(e)) => Some((Err(PgWireError::from(e)), (rx, timer))),
             Some(Event::Columns(_) | Event::Batch(_) | Event::Done) | None => None,
         }
-    });
-    batches.flat_map(|batch: PgWireResult<Vec<_>>| match batch {
-        Ok(rows) => stream::iter(rows).map(Ok).left_stream(),
-        Err(e) => stream::once(futures::future::ready(Err(e))).right_stream(),
     })
-}
-
-fn single_text(name: &str, value: String) -> QueryResponse {
-    let fields = Arc::new(vec![FieldInfo::new(name.to_owned(), None, None, Type::TEXT, FieldFormat::Text)]);
-    let mut buf = bytes::BytesMut::new();
-    bytes::BufMut::put_i32(&mut buf, i32::try_from(value.len()).unwrap_or(i32::MAX));
-    buf.extend_from_slice(value.as_bytes());
-    let row = DataRow::new(buf, 1);
-    QueryResponse::new(fields, stream::iter(vec![Ok(row)]))
 }
 
 fn result_formats(f: &Format) -> ResultFormats {
@@ -476,8 +475,8 @@ impl SimpleQueryHandler for ClientHandler {
         for sql in statements {
             let in_transaction = in_transaction(client);
             let stmt = statement::classify(sql);
-            let response = self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, in_transaction).await?;
-            send_response(client, response, true).await?;
+            let reply = self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, in_transaction).await?;
+            send_reply(client, &self.raw, reply, true).await?;
         }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         let status = client.transaction_status();
@@ -494,7 +493,7 @@ impl SimpleQueryHandler for ClientHandler {
         // only reached when `on_query` is bypassed: answer the first statement
         let sql = statement::split(query).first().map(|s| (*s).to_owned()).unwrap_or_default();
         let stmt = statement::classify(&sql);
-        Ok(vec![self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, false).await?])
+        Ok(vec![pgwire_response(self.respond(&stmt, Vec::new(), ResultFormats::Text, Place::Session, false).await?)])
     }
 }
 
@@ -503,40 +502,11 @@ fn in_transaction(client: &impl ClientInfo) -> bool {
     client.transaction_status() != TransactionStatus::Idle
 }
 
-/// Sends one statement's answer and tracks the transaction status it implies; `describe`:
-/// rows are preceded by their RowDescription (the simple protocol; the extended one sent it
-/// for Describe).
-async fn send_response<C>(client: &mut C, response: Response, describe: bool) -> PgWireResult<()>
-where
-    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-    C::PortalStore: PortalStore,
-    C::Error: Debug,
-    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-{
-    match response {
-        Response::Query(results) => send_query_response(client, results, describe).await,
-        Response::TransactionStart(tag) => {
-            send_execution_response(client, tag).await?;
-            let status = client.transaction_status().to_in_transaction_state();
-            client.set_transaction_status(status);
-            Ok(())
-        }
-        Response::TransactionEnd(tag) => {
-            send_execution_response(client, tag).await?;
-            let status = client.transaction_status().to_idle_state();
-            client.set_transaction_status(status);
-            // portals do not outlive their transaction, as in PostgreSQL (pgwire drops only
-            // the unnamed one): a fetch-size portal left open ends here with its cursor
-            client.portal_store().clear_portals();
-            Ok(())
-        }
-        Response::Execution(tag) => send_execution_response(client, tag).await,
-        Response::CopyOut(copy) => send_copy_out_response(client, copy).await,
-        Response::EmptyQuery => {
-            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
-            Ok(())
-        }
-        _ => Ok(()),
+/// A reply as pgwire's own response, for what pgwire sends itself.
+fn pgwire_response(reply: Reply) -> Response {
+    match reply {
+        Reply::Rows(rows) => Response::Query(rows.into_query_response()),
+        Reply::Other(response) => response,
     }
 }
 
@@ -661,7 +631,7 @@ impl ExtendedQueryHandler for ClientHandler {
         let formats = result_formats(&portal.result_column_format);
         let place = if max_rows == 0 { Place::Session } else { Place::Cursor };
         let in_transaction = in_transaction(client);
-        self.respond(&portal.statement.statement, params, formats, place, in_transaction).await
+        Ok(pgwire_response(self.respond(&portal.statement.statement, params, formats, place, in_transaction).await?))
     }
 
     /// Streams a query's (or a FETCH's) rows as DuckDB produces them when the client asks for
@@ -686,56 +656,31 @@ impl ExtendedQueryHandler for ClientHandler {
         };
         let state = portal.state();
         let mut state = state.lock().await;
-        let results = match std::mem::take(&mut *state) {
-            PortalExecutionState::Suspended(results) => results,
+        match std::mem::take(&mut *state) {
+            // the rest of a portal read in parts so far: pgwire's rows
+            PortalExecutionState::Suspended(results) => {
+                *state = PortalExecutionState::Finished;
+                send_query_response(client, results, false).await?;
+            }
             PortalExecutionState::Initial => {
                 let (params, formats) = (params::values(&portal)?, result_formats(&portal.result_column_format));
                 let in_transaction = in_transaction(client);
                 client.set_state(PgWireConnectionState::QueryInProgress);
                 let stmt = &portal.statement.statement;
-                match self.respond(stmt, params, formats, Place::Session, in_transaction).await? {
-                    Response::Query(results) => results,
-                    other => {
-                        // not rows: answered as pgwire's Execute would, the portal left as it was
-                        send_response(client, other, false).await?;
-                        client.set_state(PgWireConnectionState::ReadyForQuery);
-                        return Ok(());
-                    }
+                let reply = self.respond(stmt, params, formats, Place::Session, in_transaction).await?;
+                // not rows: answered as pgwire's Execute would, the portal left as it was
+                if matches!(reply, Reply::Rows(_)) {
+                    *state = PortalExecutionState::Finished;
                 }
+                send_reply(client, &self.raw, reply, false).await?;
             }
             finished @ PortalExecutionState::Finished => {
                 *state = finished;
                 drop(state);
                 return self._on_execute(client, message).await;
             }
-        };
-        *state = PortalExecutionState::Finished;
-        send_query_response(client, results, false).await?;
+        }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
-    }
-}
-
-/// Hands pgwire the same handler for every role of one connection.
-pub struct Handlers {
-    pub client: Arc<ClientHandler>,
-    pub cancels: Arc<CancelRegistry>,
-}
-
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.client.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.client.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.client.clone()
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancels.clone()
     }
 }

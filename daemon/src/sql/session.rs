@@ -17,10 +17,9 @@ use duckdb::core::LogicalTypeId;
 use duckdb::types::Value;
 use duckdb::{Connection, InterruptHandle};
 use pgwire::api::results::FieldFormat;
-use pgwire::messages::data::DataRow;
 use tokio::sync::mpsc;
 
-use super::encode::{self, Column};
+use super::encode::{self, Column, Frames};
 use super::engine::Engine;
 use super::error::{CancelReason, QueryError};
 
@@ -66,7 +65,7 @@ impl ResultFormats {
 #[derive(Debug)]
 pub enum Event {
     Columns(Vec<Column>),
-    Rows(Vec<DataRow>),
+    Rows(Frames),
     Batch(RecordBatch),
     Done,
     Failed(QueryError),
@@ -322,9 +321,7 @@ fn run(conn: &Connection, job: &Job, began: impl Fn()) -> Result<(), QueryError>
         let event = if job.answer == Answer::Batches {
             Event::Batch(batch)
         } else {
-            let mut rows = Vec::with_capacity(batch.num_rows());
-            encode::encode_batch(&batch, &columns, |r| rows.push(r)).map_err(QueryError::Encode)?;
-            Event::Rows(rows)
+            Event::Rows(encode::encode_batch(&batch, &columns).map_err(QueryError::Encode)?)
         };
         if job.reply.blocking_send(event).is_err() {
             // the client went away or stopped reading this result
