@@ -17,15 +17,17 @@ import duckdb
 import psycopg
 
 
-def median_seconds(runs, fetch):
-    """Median wall time of `runs` calls of `fetch` after one warm-up; also the row count."""
-    rows = len(fetch())
-    times = []
+def median_seconds(runs, fetches):
+    """Median wall time of `runs` calls of each of `fetches` after one warm-up of each, taken
+    in turn (a slower stretch of a noisy machine slows every way alike); also their row counts."""
+    rows = [len(fetch()) for fetch in fetches]
+    times = [[] for _ in fetches]
     for _ in range(runs):
-        start = time.perf_counter()
-        fetch()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), rows
+        for fetch, spent in zip(fetches, times):
+            start = time.perf_counter()
+            fetch()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times], rows
 
 
 def main():
@@ -40,8 +42,6 @@ def main():
     local = duckdb.connect()
     with open(a.script) as f:
         local.execute(f.read())
-    in_process, local_rows = median_seconds(a.runs, lambda: local.execute(a.sql).fetchall())
-
     conn = psycopg.connect(host=a.socket_dir, port=a.port, dbname="lake", user="bench", autocommit=True)
 
     def socket_fetch(binary):
@@ -49,13 +49,16 @@ def main():
             cur.execute(a.sql)
             return cur.fetchall()
 
-    text, text_rows = median_seconds(a.runs, lambda: socket_fetch(False))
-    binary, binary_rows = median_seconds(a.runs, lambda: socket_fetch(True))
+    (in_process, text, binary), rows = median_seconds(a.runs, [
+        lambda: local.execute(a.sql).fetchall(),
+        lambda: socket_fetch(False),
+        lambda: socket_fetch(True),
+    ])
     print(json.dumps({
         "in_process": in_process,
         "socket_text": text,
         "socket_binary": binary,
-        "rows": [local_rows, text_rows, binary_rows],
+        "rows": rows,
     }))
 
 

@@ -27,7 +27,7 @@ use tokio_postgres::SimpleQueryMessage;
 use warmlake_bench::dashboard::DASHBOARD;
 use warmlake_bench::local::LocalLake;
 use warmlake_bench::remote::{RemoteLake, mib};
-use warmlake_bench::{median_time, rss_bytes};
+use warmlake_bench::rss_bytes;
 use warmlake_daemon::daemon::Daemon;
 use warmlake_daemon::generate::LakeSpec;
 
@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!();
     println!("Local lake (no mount; the socket reads the files in place):");
-    client_rt.block_on(ratios(&lake.local_script(), &client_config, &args))?;
+    client_rt.block_on(ratios(&lake.local_script(), &socket, &args))?;
     println!();
     python_ratios(&lake.local_script(), &socket, &args)?;
     if let Some(rtt) = args.remote_rtt_ms {
@@ -158,6 +158,8 @@ enum Ask<'a> {
     Prepared(&'a tokio_postgres::Statement),
     /// `client.simple_query(sql)`: one round trip, text results (what psql does).
     Simple(&'a str),
+    /// A simple query read as bytes, nothing decoded ([`RawClient`]): the server's share.
+    Bytes(&'a str),
 }
 
 impl Ask<'_> {
@@ -166,6 +168,7 @@ impl Ask<'_> {
             Ask::Extended(_) => "query string, binary",
             Ask::Prepared(_) => "prepared once, binary",
             Ask::Simple(_) => "simple query, text",
+            Ask::Bytes(_) => "simple query, text, read as bytes: the server's share",
         }
     }
 }
@@ -238,6 +241,7 @@ async fn socket_rows<R: Decode>(client: &tokio_postgres::Client, ask: Ask<'_>) -
                 }
             }
         }
+        Ask::Bytes(_) => bail!("rows read as bytes are not decoded"),
     }
     Ok(out)
 }
@@ -253,27 +257,47 @@ async fn decode_stream<R: Decode>(rows: tokio_postgres::RowStream, out: &mut Vec
 
 /// Times `sql` in process and through the socket in every [`Ask`], after a warm-up run of each
 /// that also checks the socket's rows are DuckDB's (in any order: `LIMIT` without `ORDER BY`
-/// may pick its rows in any order). Prints one table row per way of asking.
+/// may pick its rows in any order). Runs take turns (a slower stretch of a noisy machine slows
+/// every way alike). Prints one table row per way of asking.
 async fn compare<R: Decode>(
     name: &str,
     local: &duckdb::Connection,
     client: &tokio_postgres::Client,
+    raw: &mut RawClient,
     sql: &str,
     runs: usize,
 ) -> anyhow::Result<()> {
     let mut expected: Vec<R> = local_rows(local, sql)?;
     expected.sort_unstable();
     let prepared = client.prepare(sql).await?;
-    let asks = [Ask::Extended(sql), Ask::Prepared(&prepared), Ask::Simple(sql)];
+    let asks = [Ask::Extended(sql), Ask::Prepared(&prepared), Ask::Simple(sql), Ask::Bytes(sql)];
     for ask in asks {
+        if let Ask::Bytes(sql) = ask {
+            raw.query(sql).await?;
+            continue;
+        }
         let mut got: Vec<R> = socket_rows(client, ask).await?;
         got.sort_unstable();
         ensure!(got == expected, "{sql}: the {}'s rows differ from DuckDB's in process", ask.name());
     }
     drop(expected);
-    let (in_process, _) = median_time(runs, || local_rows::<R>(local, sql))?;
-    for ask in asks {
-        let socket = median_async(runs, || socket_rows::<R>(client, ask)).await?;
+    let (mut in_process, mut socket) = (Vec::new(), vec![Vec::new(); asks.len()]);
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        local_rows::<R>(local, sql)?;
+        in_process.push(start.elapsed());
+        for (ask, times) in asks.iter().zip(&mut socket) {
+            let start = Instant::now();
+            match ask {
+                Ask::Bytes(sql) => drop(raw.query(sql).await?),
+                ask => drop(socket_rows::<R>(client, *ask).await?),
+            }
+            times.push(start.elapsed());
+        }
+    }
+    let in_process = median(in_process);
+    for (ask, times) in asks.iter().zip(socket) {
+        let socket = median(times);
         println!(
             "| {name} | {} | {:.1} ms | {:.1} ms | {:.2} |",
             ask.name(),
@@ -285,18 +309,83 @@ async fn compare<R: Decode>(
     Ok(())
 }
 
-/// The warm queries through the socket vs in process over `local_script` (the lake's views over
-/// its local files).
-async fn ratios(local_script: &str, config: &tokio_postgres::Config, args: &Args) -> anyhow::Result<()> {
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The warm queries through the socket at `socket` vs in process over `local_script` (the
+/// lake's views over its local files).
+async fn ratios(local_script: &str, socket: &Path, args: &Args) -> anyhow::Result<()> {
     let local = duckdb::Connection::open_in_memory()?;
     local.execute_batch(local_script)?;
-    let client = connect(config).await?;
+    let client = connect(&client_config(socket)?).await?;
+    let mut raw = RawClient::connect(socket).await?;
     println!("| warm query | how the client asks | in process (local files) | socket | ratio (goal ≤ 1.15) |");
     println!("|---|---|---|---|---|");
-    compare::<[i64; 3]>("1-row aggregate over web.events", &local, &client, AGGREGATE, args.runs).await?;
+    compare::<[i64; 3]>("1-row aggregate over web.events", &local, &client, &mut raw, AGGREGATE, args.runs).await?;
     let rows_sql = format!("SELECT event_id, kind, duration_ms FROM web.events LIMIT {}", args.result_rows);
     let name = format!("{} rows × 3 columns, fetched and decoded", args.result_rows);
-    compare::<EventRow>(&name, &local, &client, &rows_sql, args.runs).await
+    compare::<EventRow>(&name, &local, &client, &mut raw, &rows_sql, args.runs).await
+}
+
+/// A client that speaks just enough of the protocol to send a query and read its answer as
+/// bytes: what the server costs when the client costs nothing.
+struct RawClient {
+    stream: tokio::net::UnixStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    async fn connect(socket: &Path) -> anyhow::Result<Self> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut body = 196_608_i32.to_be_bytes().to_vec(); // protocol 3.0
+        for s in ["user", "bench", "database", "lake", ""] {
+            body.extend_from_slice(s.as_bytes());
+            body.push(0);
+        }
+        let mut client = Self { stream: tokio::net::UnixStream::connect(socket).await?, buf: vec![0; 1 << 20] };
+        client.stream.write_all(&(i32::try_from(body.len() + 4)?).to_be_bytes()).await?;
+        client.stream.write_all(&body).await?;
+        client.until_ready().await?;
+        Ok(client)
+    }
+
+    /// Sends `sql` and reads until ReadyForQuery; returns the bytes read.
+    async fn query(&mut self, sql: &str) -> anyhow::Result<usize> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut message = vec![b'Q'];
+        message.extend_from_slice(&(i32::try_from(sql.len() + 5)?).to_be_bytes());
+        message.extend_from_slice(sql.as_bytes());
+        message.push(0);
+        self.stream.write_all(&message).await?;
+        self.until_ready().await
+    }
+
+    /// Reads messages until ReadyForQuery; fails on an ErrorResponse.
+    async fn until_ready(&mut self) -> anyhow::Result<usize> {
+        use tokio::io::AsyncReadExt as _;
+        let (mut pending, mut total) = (Vec::new(), 0);
+        loop {
+            let n = self.stream.read(&mut self.buf).await?;
+            ensure!(n > 0, "the server closed the connection");
+            total += n;
+            pending.extend_from_slice(&self.buf[..n]);
+            let mut at = 0;
+            while let Some(header) = pending.get(at..at + 5) {
+                let len = usize::try_from(i32::from_be_bytes([header[1], header[2], header[3], header[4]]))?;
+                if pending.len() < at + 1 + len {
+                    break;
+                }
+                match header[0] {
+                    b'Z' => return Ok(total),
+                    b'E' => bail!("the server answered with an error"),
+                    _ => at += 1 + len,
+                }
+            }
+            pending.drain(..at);
+        }
+    }
 }
 
 /// The large result as a Python user fetches it (`bench/python/fetch.py`): DuckDB's Python
@@ -351,24 +440,9 @@ fn remote_ratios(spec: &LakeSpec, client_rt: &tokio::runtime::Runtime, rtt_ms: u
         "Remote lake (s3s-fs, {rtt_ms} ms RTT; the socket reads through the mount and a cache the warm-up \
          filled):"
     );
-    client_rt.block_on(ratios(&lake.local_script(), &client_config(&socket)?, args))?;
+    client_rt.block_on(ratios(&lake.local_script(), &socket, args))?;
     daemon.stop()?;
     Ok(())
-}
-
-/// [`median_time`] for an async measurement.
-async fn median_async<T, F: Future<Output = anyhow::Result<T>>>(
-    runs: usize,
-    mut f: impl FnMut() -> F,
-) -> anyhow::Result<Duration> {
-    let mut times = Vec::with_capacity(runs.max(1));
-    for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        f().await?;
-        times.push(start.elapsed());
-    }
-    times.sort();
-    Ok(times[times.len() / 2])
 }
 
 /// What the soak's clients saw.

@@ -18,6 +18,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::handler::{CancelRegistry, ClientHandler};
@@ -114,7 +115,7 @@ pub async fn serve_unix(
     let wire = Wire { io: MaybeTls::Unix(stream), raw: client.raw_rows() };
     let mut socket = Framed::new(wire, PgWireMessageServerCodec::new(DefaultClient::new(addr, false)));
     socket.set_state(PgWireConnectionState::AwaitingStartup);
-    serve(socket, client, cancels).await
+    serve(socket, client, cancels, Instant::now() + STARTUP_TIMEOUT).await
 }
 
 /// Serves a TCP connection with `client` until it ends (TLS is refused: TCP is loopback only).
@@ -123,7 +124,8 @@ pub async fn serve_tcp(
     client: Arc<ClientHandler>,
     cancels: Arc<CancelRegistry>,
 ) -> io::Result<()> {
-    let Ok(negotiated) = tokio::time::timeout(STARTUP_TIMEOUT, negotiate_tls::<Statement>(stream, None)).await else {
+    let started_by = Instant::now() + STARTUP_TIMEOUT;
+    let Ok(negotiated) = tokio::time::timeout_at(started_by, negotiate_tls::<Statement>(stream, None)).await else {
         return Ok(());
     };
     let Some(plain) = negotiated? else { return Ok(()) };
@@ -132,13 +134,18 @@ pub async fn serve_tcp(
     let mut parts = FramedParts::new::<PgWireBackendMessage>(Wire { io: old.io, raw: client.raw_rows() }, old.codec);
     parts.read_buf = old.read_buf;
     parts.write_buf = old.write_buf;
-    serve(Framed::from_parts(parts), client, cancels).await
+    serve(Framed::from_parts(parts), client, cancels, started_by).await
 }
 
 /// pgwire's message loop (its `process_socket`'s), over a [`Wire`]; `client` handles every
-/// message but CancelRequests.
-async fn serve(mut socket: Connection, client: Arc<ClientHandler>, cancels: Arc<CancelRegistry>) -> io::Result<()> {
-    let startup = tokio::time::sleep(STARTUP_TIMEOUT);
+/// message but CancelRequests; a client not started up by `started_by` is dropped.
+async fn serve(
+    mut socket: Connection,
+    client: Arc<ClientHandler>,
+    cancels: Arc<CancelRegistry>,
+    started_by: Instant,
+) -> io::Result<()> {
+    let startup = tokio::time::sleep_until(started_by);
     tokio::pin!(startup);
     // COPY FROM is not served: pgwire's no-op handler refuses its data
     let copy = Arc::new(NoopHandler);
@@ -187,4 +194,44 @@ async fn serve(mut socket: Connection, client: Arc<ClientHandler>, cancels: Arc<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use pgwire::api::results::Tag;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    fn complete(tag: &str) -> PgWireBackendMessage {
+        PgWireBackendMessage::CommandComplete(Tag::new(tag).into())
+    }
+
+    #[tokio::test]
+    async fn queued_rows_are_written_between_the_messages_sent_around_them() {
+        let (server, mut peer) = tokio::net::UnixStream::pair().expect("socket pair");
+        let raw = RawRows::default();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let wire = Wire { io: MaybeTls::Unix(server), raw: raw.clone() };
+        let mut socket: Connection = Framed::new(wire, PgWireMessageServerCodec::new(DefaultClient::new(addr, false)));
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            peer.read_to_end(&mut all).await.map(|_| all)
+        });
+        // more than a socket buffer holds: written in parts as the peer reads
+        let rows: Bytes = (0..4 << 20).map(|i: u32| i as u8).collect::<Vec<u8>>().into();
+        socket.feed(complete("BEFORE")).await.expect("feed");
+        raw.send(&mut socket, rows.clone()).await.expect("rows");
+        socket.feed(complete("AFTER")).await.expect("feed");
+        socket.close().await.expect("close");
+        drop(socket);
+        let got = reader.await.expect("reader").expect("read");
+        let mut expected = BytesMut::new();
+        complete("BEFORE").encode(&mut expected).expect("encode");
+        expected.extend_from_slice(&rows);
+        complete("AFTER").encode(&mut expected).expect("encode");
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected[..], "bytes out of order");
+    }
 }
