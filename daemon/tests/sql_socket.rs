@@ -598,3 +598,53 @@ async fn portals_read_in_parts_stay_open_between_statements() {
     assert_eq!(simple_rows(&client, "SELECT 1").await, [[Some("1".to_owned())]]);
     server.stop().await;
 }
+
+/// Reads (and drops) the rest of `portal` row by row until it fails: the failure's SQLSTATE
+/// and message.
+async fn rest_fails(tx: &tokio_postgres::Transaction<'_>, portal: &tokio_postgres::Portal) -> (String, String) {
+    let mut rows = std::pin::pin!(tx.query_portal_raw(portal, 0).await.expect("portal read"));
+    while let Some(row) = futures::StreamExt::next(&mut rows).await {
+        if let Err(e) = row {
+            let db = e.as_db_error().unwrap_or_else(|| panic!("not a server error: {e}"));
+            return (db.code().code().to_owned(), db.message().to_owned());
+        }
+    }
+    panic!("an endless portal ended");
+}
+
+/// Each Execute of a portal read in parts (pgjdbc's fetch size) is timed by `statement_timeout`,
+/// not the time between them, and a CancelRequest reaches it after other statements ran.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_read_of_a_portal_in_parts_is_timed_and_can_be_canceled() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = server.client().await;
+    let token = client.cancel_token();
+    let values = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>();
+    let endless = "SELECT i FROM range(1000000000000) t(i)";
+    client.batch_execute("SET statement_timeout = '300ms'").await.expect("set");
+    let tx = client.transaction().await.expect("begin");
+    let stmt = tx.prepare(endless).await.expect("prepare");
+    let portal = tx.bind(&stmt, &[]).await.expect("bind");
+    assert_eq!(values(tx.query_portal(&portal, 3).await.expect("first rows")), [0, 1, 2]);
+    // time between reads is the client's, not the statement's
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(values(tx.query_portal(&portal, 3).await.expect("more rows")), [3, 4, 5]);
+    let (code, message) = tokio::time::timeout(std::time::Duration::from_secs(30), rest_fails(&tx, &portal))
+        .await
+        .expect("the read was not timed");
+    assert_eq!(code, "57014", "{message}");
+    assert!(message.contains("statement timeout"), "{message}");
+    tx.rollback().await.expect("rollback");
+
+    client.batch_execute("SET statement_timeout = 0").await.expect("set");
+    let tx = client.transaction().await.expect("begin");
+    let stmt = tx.prepare(endless).await.expect("prepare");
+    let portal = tx.bind(&stmt, &[]).await.expect("bind");
+    assert_eq!(values(tx.query_portal(&portal, 3).await.expect("first rows")), [0, 1, 2]);
+    assert_eq!(tx.query_one("SELECT 42::BIGINT", &[]).await.expect("a statement between").get::<_, i64>(0), 42);
+    let (code, message) = cancel_until_it_fails(&token, rest_fails(&tx, &portal)).await;
+    assert_eq!(code, "57014", "{message}");
+    assert!(message.contains("user request"), "{message}");
+    tx.rollback().await.expect("rollback");
+    server.stop().await;
+}

@@ -313,7 +313,7 @@ impl OpenCursor {
                 Err(e) => Some((Err(e.into()), (position, 0, columns, guard))),
             }
         });
-        Rows { fields, frames: frames.boxed(), command: "FETCH" }
+        Rows { fields, frames: frames.boxed(), command: "FETCH", source: Some(self.canceler.clone()) }
     }
 
     /// Skips the next `rows` rows; returns how many there were.

@@ -105,6 +105,9 @@ pub struct ClientHandler {
     settings: Mutex<Settings>,
     described: Mutex<Described>,
     cursors: Mutex<Cursors>,
+    /// What interrupts the query of each portal read in parts, by portal name (until its
+    /// transaction ends, as the portals do).
+    portals: Mutex<HashMap<String, Canceler>>,
     cancel_key: CancelKey,
     /// Rows on their way to this connection's socket.
     raw: RawRows,
@@ -138,6 +141,7 @@ impl ClientHandler {
             settings: Mutex::new(settings),
             described: Mutex::default(),
             cursors: Mutex::default(),
+            portals: Mutex::default(),
             cancel_key,
             raw: RawRows::default(),
             keys,
@@ -182,6 +186,7 @@ impl ClientHandler {
             Statement::Begin => other(Response::TransactionStart(Tag::new("BEGIN"))),
             Statement::Commit | Statement::Rollback => {
                 self.cursors().end_transaction();
+                self.portals().clear();
                 let tag = if *stmt == Statement::Commit { "COMMIT" } else { "ROLLBACK" };
                 other(Response::TransactionEnd(Tag::new(tag)))
             }
@@ -205,6 +210,56 @@ impl ClientHandler {
     /// The columns of a FETCH in `formats`: its cursor's.
     fn fetch_fields(&self, name: &str, formats: &ResultFormats) -> Result<Vec<FieldInfo>, QueryError> {
         Ok(self.cursors().get(name)?.fields(formats))
+    }
+
+    fn portals(&self) -> std::sync::MutexGuard<'_, HashMap<String, Canceler>> {
+        self.portals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An Execute with a row limit (pgjdbc's fetch size): the client may run other statements
+    /// between reads, so the portal's query runs as a cursor, started here so that what
+    /// interrupts it is known. Each such Execute is then a read of it, timed by
+    /// `statement_timeout` and reached by a CancelRequest; pgwire sends the rows and suspends
+    /// the portal.
+    async fn execute_in_parts<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        let portal = match client.portal_store().get_portal(&name) {
+            Some(Entry::Value(portal)) if matches!(client.state(), PgWireConnectionState::ReadyForQuery) => portal,
+            _ => return self._on_execute(client, message).await,
+        };
+        if matches!(*portal.state().lock().await, PortalExecutionState::Initial) {
+            let (params, formats) = (params::values(&portal)?, result_formats(&portal.result_column_format));
+            let in_transaction = in_transaction(client);
+            client.set_state(PgWireConnectionState::QueryInProgress);
+            let reply = self.respond(&portal.statement.statement, params, formats, Place::Cursor, in_transaction).await;
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            match reply? {
+                Reply::Rows(rows) => {
+                    match &rows.source {
+                        Some(source) => self.portals().insert(name.clone(), source.clone()),
+                        None => self.portals().remove(&name),
+                    };
+                    portal.start(rows.into_query_response()).await;
+                }
+                // not rows: answered as pgwire's Execute would, the portal left as it was
+                other => return send_reply(client, &self.raw, other, false).await,
+            }
+        }
+        let _timer = self.reading_portal(&name)?;
+        self._on_execute(client, message).await
+    }
+
+    /// An Execute is about to read portal `name`'s rows: [`ClientHandler::reading`] its query,
+    /// if it was started in parts.
+    fn reading_portal(&self, name: &str) -> Result<Option<TimerGuard>, QueryError> {
+        let source = self.portals().get(name).cloned();
+        Ok(source.map(|s| self.reading(&s)).transpose()?.flatten())
     }
 
     fn cursors(&self) -> std::sync::MutexGuard<'_, Cursors> {
@@ -236,12 +291,12 @@ impl ClientHandler {
             }
             CursorStatement::Fetch { name, count, send: true } => {
                 let cursor = self.cursors().get(name)?;
-                let timer = self.reading(&cursor)?;
+                let timer = self.reading(&cursor.canceler)?;
                 Ok(Reply::Rows(cursor.fetch(*count, &formats, timer).await?))
             }
             CursorStatement::Fetch { name, count, send: false } => {
                 let cursor = self.cursors().get(name)?;
-                let _timer = self.reading(&cursor)?;
+                let _timer = self.reading(&cursor.canceler)?;
                 let skipped = cursor.advance(*count).await?;
                 other(Response::Execution(Tag::new("MOVE").with_rows(usize::try_from(skipped).unwrap_or(usize::MAX))))
             }
@@ -260,16 +315,16 @@ impl ClientHandler {
         formats: ResultFormats,
         place: Place,
     ) -> Result<Rows, QueryError> {
-        let (columns, frames) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
+        let (columns, frames, canceler) = self.start(pg_compat::rewrite(sql), params, formats, place).await?;
         let fields = Arc::new(columns.iter().map(Column::field_info).collect::<Vec<_>>());
-        Ok(Rows { fields, frames: frames.boxed(), command: "SELECT" })
+        Ok(Rows { fields, frames: frames.boxed(), command: "SELECT", source: Some(canceler) })
     }
 
     /// Runs the copied query and answers with its rows as COPY data.
     async fn copy_out(&self, copy: &CopyOut) -> Result<Response, QueryError> {
         let binary = copy.binary();
         let formats = if binary { ResultFormats::Binary } else { ResultFormats::Text };
-        let (columns, frames) =
+        let (columns, frames, _) =
             self.start(pg_compat::rewrite(&copy.query), Vec::new(), formats, Place::Session).await?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let mut encoder = copy.encoder(copy::text_fields(&names));
@@ -283,8 +338,8 @@ impl ClientHandler {
         Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), names.len(), data)))
     }
 
-    /// Starts `sql` at `place` and returns its columns and its rows as a stream.
-    /// `statement_timeout` times a statement on the session's thread until its
+    /// Starts `sql` at `place` and returns its columns, its rows as a stream and what
+    /// interrupts it. `statement_timeout` times a statement on the session's thread until its
     /// result is read; a cursor only until its columns are known: its result outlives the
     /// statement that opened it, and each FETCH is timed instead.
     async fn start(
@@ -293,10 +348,10 @@ impl ClientHandler {
         params: Vec<Value>,
         formats: ResultFormats,
         place: Place,
-    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<Frames>> + Send + 'static), QueryError> {
-        let (columns, rx, _, timer) = self.begin(sql, params, Answer::Rows(formats), place).await?;
+    ) -> Result<(Vec<Column>, impl Stream<Item = PgWireResult<Frames>> + Send + 'static, Canceler), QueryError> {
+        let (columns, rx, canceler, timer) = self.begin(sql, params, Answer::Rows(formats), place).await?;
         let timer = if place == Place::Session { timer } else { None };
-        Ok((columns, row_stream(rx, timer)))
+        Ok((columns, row_stream(rx, timer), canceler))
     }
 
     /// Sends `sql` to run at `place` and waits for its columns, timed by `statement_timeout`
@@ -347,11 +402,12 @@ impl ClientHandler {
         })
     }
 
-    /// A FETCH or MOVE is about to read `cursor`: a CancelRequest now reaches its query, and
-    /// `statement_timeout` times this read.
-    fn reading(&self, cursor: &OpenCursor) -> Result<Option<TimerGuard>, QueryError> {
-        self.session()?.running(&cursor.canceler);
-        Ok(self.timer(&cursor.canceler))
+    /// A FETCH, MOVE or Execute is about to read the result of a query that outlives the
+    /// statement that started it (`source` interrupts it): a CancelRequest now reaches that
+    /// query, and `statement_timeout` times this read.
+    fn reading(&self, source: &Canceler) -> Result<Option<TimerGuard>, QueryError> {
+        self.session()?.running(source);
+        Ok(self.timer(source))
     }
 
     /// The columns a statement would return, without running it to completion; answered
@@ -618,8 +674,8 @@ impl ExtendedQueryHandler for ClientHandler {
         }
     }
 
-    /// A portal executed with a row limit is read in parts, and the client may run other
-    /// statements in between: its query runs as a cursor.
+    /// Only reached if pgwire starts a portal itself, which `on_execute` leaves it no case
+    /// for; answered the same way (a row limit: the query runs as a cursor).
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Statement>, max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -638,8 +694,8 @@ impl ExtendedQueryHandler for ClientHandler {
     /// all of them (`max_rows` 0, what psycopg, tokio-postgres and most drivers send): pgwire's
     /// own Execute collects every remaining row of a portal before sending the first, which
     /// would hold a whole result in memory. Other statements are answered as pgwire would;
-    /// row-limited Executes (JDBC's fetch size: bounded by the client) and empty or finished
-    /// portals take pgwire's path.
+    /// row-limited Executes are [`ClientHandler::execute_in_parts`]; empty or finished portals
+    /// take pgwire's path.
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -647,7 +703,10 @@ impl ExtendedQueryHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if message.max_rows != 0 || !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+        if message.max_rows != 0 {
+            return self.execute_in_parts(client, message).await;
+        }
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
             return self._on_execute(client, message).await;
         }
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
@@ -660,6 +719,7 @@ impl ExtendedQueryHandler for ClientHandler {
             // the rest of a portal read in parts so far: pgwire's rows
             PortalExecutionState::Suspended(results) => {
                 *state = PortalExecutionState::Finished;
+                let _timer = self.reading_portal(name)?;
                 send_query_response(client, results, false).await?;
             }
             PortalExecutionState::Initial => {

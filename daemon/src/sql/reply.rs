@@ -18,6 +18,7 @@ use pgwire::messages::response::EmptyQueryResponse;
 
 use super::encode::Frames;
 use super::error::QueryError;
+use super::session::Canceler;
 use super::wire::RawRows;
 
 /// A result's rows, streamed as the session produces them.
@@ -26,6 +27,8 @@ pub struct Rows {
     pub frames: BoxStream<'static, PgWireResult<Frames>>,
     /// The command tag's word: SELECT, or FETCH.
     pub command: &'static str,
+    /// Interrupts the query the rows come from (none for rows computed here).
+    pub source: Option<Canceler>,
 }
 
 impl Rows {
@@ -33,7 +36,7 @@ impl Rows {
     pub fn single_text(name: &str, value: &str) -> Result<Self, QueryError> {
         let fields = Arc::new(vec![FieldInfo::new(name.to_owned(), None, None, Type::TEXT, FieldFormat::Text)]);
         let row = Frames::text_row(&[value]).map_err(QueryError::Encode)?;
-        Ok(Self { fields, frames: stream::iter([Ok(row)]).boxed(), command: "SELECT" })
+        Ok(Self { fields, frames: stream::iter([Ok(row)]).boxed(), command: "SELECT", source: None })
     }
 
     /// The rows as pgwire's own response, a `DataRow` each: for a portal read in parts, whose
@@ -107,7 +110,7 @@ where
     C: Sink<PgWireBackendMessage> + Unpin,
     PgWireError: From<C::Error>,
 {
-    let Rows { fields, mut frames, command } = rows;
+    let Rows { fields, mut frames, command, .. } = rows;
     if describe {
         let description = RowDescription::new(fields.iter().map(Into::into).collect());
         client.feed(PgWireBackendMessage::RowDescription(description)).await?;
