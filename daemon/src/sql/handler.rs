@@ -241,10 +241,7 @@ impl ClientHandler {
             client.set_state(PgWireConnectionState::ReadyForQuery);
             match reply? {
                 Reply::Rows(rows) => {
-                    match &rows.source {
-                        Some(source) => self.portals().insert(name.clone(), source.clone()),
-                        None => self.portals().remove(&name),
-                    };
+                    self.remember_portal(client.portal_store(), &name, rows.source.clone());
                     portal.start(rows.into_query_response()).await;
                 }
                 // not rows: answered as pgwire's Execute would, the portal left as it was
@@ -253,6 +250,17 @@ impl ClientHandler {
         }
         let _timer = self.reading_portal(&name)?;
         self._on_execute(client, message).await
+    }
+
+    /// Remembers what interrupts portal `name`'s query (`source`), forgetting portals closed or
+    /// replaced meanwhile (named portals outside a transaction live until closed, so the end of
+    /// a transaction is not the only place they go).
+    fn remember_portal(&self, store: &impl PortalStore, name: &str, source: Option<Canceler>) {
+        let mut portals = self.portals();
+        portals.retain(|n, _| n != name && store.get_portal(n).is_some());
+        if let Some(source) = source {
+            portals.insert(name.to_owned(), source);
+        }
     }
 
     /// An Execute is about to read portal `name`'s rows: [`ClientHandler::reading`] its query,
