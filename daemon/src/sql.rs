@@ -32,6 +32,7 @@ mod handler;
 mod params;
 mod pg_compat;
 mod reply;
+mod savepoint;
 mod session;
 mod settings;
 mod statement;

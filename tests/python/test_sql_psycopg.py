@@ -1,5 +1,6 @@
 """psycopg 3 against the SQL socket (`warmlake serve-sql`): server-side parameters, typed
-results, a large streamed result, refusals, and answers equal to DuckDB reading the lake."""
+results, a large streamed result, refusals, savepoints, and answers equal to DuckDB reading the
+lake; SQLAlchemy and pandas over psycopg."""
 
 import datetime
 import decimal
@@ -35,7 +36,7 @@ def sql_lake(tmp_path_factory):
         time.sleep(0.1)
     lake_sql = subprocess.run([warmlake_bin(), "dev", "lake-sql", str(lake_dir / "catalog.ducklake")],
                               check=True, capture_output=True, text=True).stdout
-    yield {"dsn": f"host={sock} port=5433 dbname=lake", "lake_sql": lake_sql}
+    yield {"dsn": f"host={sock} port=5433 dbname=lake", "sock": sock, "lake_sql": lake_sql}
     server.terminate()
     server.wait(timeout=30)
 
@@ -182,3 +183,42 @@ def test_copy_to_stdout(sql_lake):
                 copy.set_types(["int8", "text", "numeric", "timestamp"])
                 assert list(copy.rows()) == expected, options
             assert cur.rowcount == len(expected)
+
+
+def test_savepoints_nest_transactions(sql_lake):
+    with psycopg.connect(sql_lake["dsn"]) as conn:
+        conn.execute("SELECT 1")
+        # psycopg nests with SAVEPOINT; a failure inside rolls back to it and the outer goes on
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            with conn.transaction():
+                conn.execute("SELECT * FROM no_such_table")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        (n,) = conn.execute("SELECT count(*) FROM sales.orders").fetchone()
+        assert n == duck(sql_lake["lake_sql"], "SELECT count(*) FROM sales.orders")[0][0]
+        with pytest.raises(psycopg.errors.InvalidSavepointSpecification):
+            conn.execute("RELEASE SAVEPOINT never_set")
+        conn.rollback()
+    with psycopg.connect(sql_lake["dsn"], autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
+            conn.execute("SAVEPOINT outside")
+
+
+def test_sqlalchemy_and_pandas_read_the_lake(sql_lake):
+    pd = pytest.importorskip("pandas") if os.environ.get("CI") != "true" else __import__("pandas")
+    sa = pytest.importorskip("sqlalchemy") if os.environ.get("CI") != "true" else __import__("sqlalchemy")
+    # connecting runs SQLAlchemy's dialect setup: SHOW TRANSACTION ISOLATION LEVEL, psycopg's
+    # type lookup in a savepoint (to_regtype, ::regtype)
+    engine = sa.create_engine(f"postgresql+psycopg://me@/lake?host={sql_lake['sock']}&port=5433")
+    sql = "SELECT id, customer_id, region FROM sales.orders WHERE id < 40 ORDER BY id"
+    expected = duck(sql_lake["lake_sql"], sql)
+    with engine.connect() as conn:
+        frame = pd.read_sql(sa.text("SELECT id, customer_id, region FROM sales.orders WHERE id < :n ORDER BY id"),
+                            conn, params={"n": 40})
+        assert [tuple(r) for r in frame.itertuples(index=False)] == expected
+        inspector = sa.inspect(conn)
+        assert {"sales", "web"} <= set(inspector.get_schema_names())
+        assert "orders" in inspector.get_view_names(schema="sales")
+    with engine.connect() as conn:
+        rows = sum(len(chunk) for chunk in pd.read_sql("SELECT * FROM web.events", conn, chunksize=10_000))
+        assert rows == duck(sql_lake["lake_sql"], "SELECT count(*) FROM web.events")[0][0]
+    engine.dispose()

@@ -31,8 +31,6 @@ pub enum CursorError {
     Unknown(String),
     #[error("cursor \"{0}\" already exists")]
     Exists(String),
-    #[error("DECLARE CURSOR can only be used in transaction blocks")]
-    OutsideTransaction,
 }
 
 impl CursorError {
@@ -42,7 +40,6 @@ impl CursorError {
             CursorError::ForwardOnly => "55000",
             CursorError::Unknown(_) => "34000",
             CursorError::Exists(_) => "42P03",
-            CursorError::OutsideTransaction => "25P01",
         }
     }
 }

@@ -65,6 +65,10 @@ pub enum QueryError {
     CursorOpen(String),
     #[error("{0}")]
     Cursor(#[from] super::cursor::CursorError),
+    #[error("{0} can only be used in transaction blocks")]
+    OutsideTransaction(&'static str),
+    #[error("savepoint \"{0}\" does not exist")]
+    UnknownSavepoint(String),
 }
 
 impl QueryError {
@@ -86,6 +90,8 @@ impl QueryError {
             QueryError::TooManyCursors(_) => "54000",
             QueryError::CursorOpen(_) => "53000",
             QueryError::Cursor(e) => e.sqlstate(),
+            QueryError::OutsideTransaction(_) => "25P01",
+            QueryError::UnknownSavepoint(_) => "3B001",
         }
     }
 }

@@ -48,6 +48,7 @@ use super::error::{CancelReason, QueryError, fatal};
 use super::params;
 use super::pg_compat;
 use super::reply::{Reply, Rows, send_reply};
+use super::savepoint::{SavepointStatement, Savepoints};
 use super::session::{Answer, Canceler, Event, Place, ResultFormats, Session, SessionCanceler};
 use super::settings::Settings;
 use super::statement::{self, Statement};
@@ -105,6 +106,7 @@ pub struct ClientHandler {
     settings: Mutex<Settings>,
     described: Mutex<Described>,
     cursors: Mutex<Cursors>,
+    savepoints: Mutex<Savepoints>,
     /// What interrupts the query of each portal read in parts, by portal name (until its
     /// transaction ends, as the portals do).
     portals: Mutex<HashMap<String, Canceler>>,
@@ -141,6 +143,7 @@ impl ClientHandler {
             settings: Mutex::new(settings),
             described: Mutex::default(),
             cursors: Mutex::default(),
+            savepoints: Mutex::default(),
             portals: Mutex::default(),
             cancel_key,
             raw: RawRows::default(),
@@ -187,10 +190,21 @@ impl ClientHandler {
             Statement::Commit | Statement::Rollback => {
                 self.cursors().end_transaction();
                 self.portals().clear();
+                self.savepoints().clear();
                 let tag = if *stmt == Statement::Commit { "COMMIT" } else { "ROLLBACK" };
                 other(Response::TransactionEnd(Tag::new(tag)))
             }
             Statement::BadCursor(e) => Err(e.clone().into()),
+            Statement::Savepoint(s) => {
+                if !in_transaction {
+                    return Err(QueryError::OutsideTransaction(s.keyword()).into());
+                }
+                let tag = Tag::new(self.savepoints().apply(s)?);
+                match s {
+                    SavepointStatement::RollbackTo(_) => Ok(Reply::Recovered(tag)),
+                    _ => other(Response::Execution(tag)),
+                }
+            }
             Statement::Set { name, value } => {
                 self.settings().set(name, value.as_deref())?;
                 other(Response::Execution(Tag::new("SET")))
@@ -270,6 +284,10 @@ impl ClientHandler {
         Ok(source.map(|s| self.reading(&s)).transpose()?.flatten())
     }
 
+    fn savepoints(&self) -> std::sync::MutexGuard<'_, Savepoints> {
+        self.savepoints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn cursors(&self) -> std::sync::MutexGuard<'_, Cursors> {
         self.cursors.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -286,7 +304,7 @@ impl ClientHandler {
         match statement {
             CursorStatement::Declare { name, query, binary, hold } => {
                 if !*hold && !in_transaction {
-                    return Err(CursorError::OutsideTransaction.into());
+                    return Err(QueryError::OutsideTransaction("DECLARE CURSOR").into());
                 }
                 if self.cursors().contains(name) {
                     return Err(CursorError::Exists(name.clone()).into());
@@ -570,6 +588,8 @@ fn in_transaction(client: &impl ClientInfo) -> bool {
 fn pgwire_response(reply: Reply) -> Response {
     match reply {
         Reply::Rows(rows) => Response::Query(rows.into_query_response()),
+        // pgwire has no response that leaves a failed transaction
+        Reply::Recovered(tag) => Response::Execution(tag),
         Reply::Other(response) => response,
     }
 }

@@ -47,6 +47,8 @@ CREATE MACRO warmlake_pg_type() AS TABLE
     SELECT * FROM system.pg_catalog.pg_type
     UNION ALL SELECT * REPLACE (25 AS oid, 'text' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043
     UNION ALL SELECT * REPLACE (114 AS oid, 'json' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043;
+CREATE MACRO to_regtype(regtype_text) AS
+    (SELECT max(oid) FROM warmlake_pg_type() WHERE typname = lower(string_split(regtype_text, '.')[-1]));
 CREATE MACRO warmlake_format_type(type_oid, typemod) AS CASE type_oid
     WHEN 16 THEN 'boolean' WHEN 17 THEN 'bytea' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint'
     WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 114 THEN 'json' WHEN 700 THEN 'real'
@@ -100,9 +102,10 @@ pub fn macros() -> String {
     MACROS.replace("{warmlake}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Rewrites a catalog query into something DuckDB runs; other queries are returned as is.
+/// Rewrites a catalog query (one naming `pg_catalog` or casting to a `reg*` type, as
+/// psycopg's type lookup does) into something DuckDB runs; other queries are returned as is.
 pub fn rewrite(sql: &str) -> String {
-    if !sql.contains("pg_catalog") {
+    if !sql.contains("pg_catalog") && !sql.contains("::reg") {
         return sql.to_owned();
     }
     let mut out = rename_catalog_names(sql);
@@ -164,7 +167,7 @@ fn rename_catalog_names(sql: &str) -> String {
                 let end = start + sql[start..].bytes().take_while(|b| is_ident(*b)).count();
                 let name = &sql[start..end];
                 let replacement = if RELATIONS.contains(&name) {
-                    Some(format!("warmlake_{name}()"))
+                    Some(relation(name, &sql[end..]))
                 } else if FUNCTIONS.contains(&name) {
                     Some(format!("warmlake_{name}"))
                 } else if sql[end..].trim_start().starts_with('(') {
@@ -188,6 +191,45 @@ fn rename_catalog_names(sql: &str) -> String {
     out
 }
 
+/// A `pg_catalog` relation served by a table macro, followed by `rest`: as a qualifier of a
+/// column (`pg_catalog.pg_class.relname`, as SQLAlchemy writes them) the relation's name; else
+/// the macro's call, named after the relation unless the query names it (DuckDB would name it
+/// `unnamed_query<n>`).
+fn relation(name: &str, rest: &str) -> String {
+    if rest.starts_with('.') {
+        return name.to_owned();
+    }
+    let next = rest.trim_start();
+    let word: String = next.bytes().take_while(|b| is_ident(*b)).map(|b| b.to_ascii_uppercase() as char).collect();
+    const NOT_ALIASES: &[&str] = &[
+        "",
+        "JOIN",
+        "INNER",
+        "LEFT",
+        "RIGHT",
+        "FULL",
+        "CROSS",
+        "NATURAL",
+        "ON",
+        "USING",
+        "WHERE",
+        "GROUP",
+        "ORDER",
+        "LIMIT",
+        "OFFSET",
+        "UNION",
+        "EXCEPT",
+        "INTERSECT",
+        "HAVING",
+        "WINDOW",
+        "QUALIFY",
+        "FETCH",
+        "FOR",
+    ];
+    let named = next.starts_with('"') || !NOT_ALIASES.contains(&word.as_str());
+    if named { format!("warmlake_{name}()") } else { format!("warmlake_{name}() AS {name}") }
+}
+
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
@@ -201,6 +243,20 @@ mod tests {
         assert_eq!(rewrite("SELECT '~' AS x"), "SELECT '~' AS x");
         let q = "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(x)$' COLLATE pg_catalog.default";
         assert_eq!(rewrite(q), "SELECT 1 FROM warmlake_pg_class() c WHERE c.relname ~ '^(x)$'");
+    }
+
+    #[test]
+    fn relations_keep_their_names_when_the_query_gives_none() {
+        let q = "SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class JOIN pg_catalog.pg_namespace \
+                 ON pg_catalog.pg_namespace.oid = pg_catalog.pg_class.relnamespace";
+        assert_eq!(
+            rewrite(q),
+            "SELECT pg_class.relname FROM warmlake_pg_class() AS pg_class JOIN pg_catalog.pg_namespace \
+             ON pg_catalog.pg_namespace.oid = pg_class.relnamespace"
+        );
+        assert_eq!(rewrite("SELECT 1 FROM pg_catalog.pg_type"), "SELECT 1 FROM warmlake_pg_type() AS pg_type");
+        assert_eq!(rewrite("SELECT 1 FROM pg_catalog.pg_type AS t"), "SELECT 1 FROM warmlake_pg_type() AS t");
+        assert_eq!(rewrite("FROM pg_catalog.pg_type, x"), "FROM warmlake_pg_type() AS pg_type, x");
     }
 
     #[test]

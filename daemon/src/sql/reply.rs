@@ -14,7 +14,7 @@ use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::RowDescription;
-use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 
 use super::encode::Frames;
 use super::error::QueryError;
@@ -58,6 +58,8 @@ impl Rows {
 /// How a statement is answered.
 pub enum Reply {
     Rows(Rows),
+    /// `ROLLBACK TO SAVEPOINT`: the transaction goes on, no longer failed.
+    Recovered(Tag),
     /// Everything but rows, as pgwire answers it.
     Other(Response),
 }
@@ -74,6 +76,11 @@ where
 {
     match reply {
         Reply::Rows(rows) => send_rows(client, raw, rows, describe).await,
+        Reply::Recovered(tag) => {
+            send_execution_response(client, tag).await?;
+            client.set_transaction_status(TransactionStatus::Transaction);
+            Ok(())
+        }
         Reply::Other(Response::TransactionStart(tag)) => {
             send_execution_response(client, tag).await?;
             let status = client.transaction_status().to_in_transaction_state();

@@ -7,6 +7,7 @@
 
 use super::copy::{self, CopyError, CopyOut};
 use super::cursor::{self, CursorError, CursorStatement};
+use super::savepoint::{self, SavepointStatement};
 
 /// One classified statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Statement {
     Commit,
     /// `ROLLBACK` / `ABORT`.
     Rollback,
+    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO` (see [`savepoint`]).
+    Savepoint(SavepointStatement),
     /// `SET [SESSION|LOCAL] name {=|TO} value`, or `RESET name` (value `None`).
     Set { name: String, value: Option<String> },
     /// `SHOW name` for a session setting (not DuckDB's `SHOW TABLES`).
@@ -169,6 +172,9 @@ const READ_KEYWORDS: &[&str] =
 pub fn classify(stmt: &str) -> Statement {
     let w = words(stmt, 3);
     let first = w.first().map(String::as_str).unwrap_or("");
+    if let Some(s) = savepoint::parse(strip_leading_noise(stmt)) {
+        return Statement::Savepoint(s);
+    }
     match first {
         "BEGIN" | "START" => Statement::Begin,
         "COMMIT" | "END" => Statement::Commit,
@@ -180,6 +186,13 @@ pub fn classify(stmt: &str) -> Statement {
         }
         "SHOW" => {
             let rest = strip_leading_noise(stmt)[4..].trim().trim_end_matches(';').trim();
+            // PostgreSQL's multi-word names for settings (SQLAlchemy asks for the first on connect)
+            let words: Vec<String> = rest.split_whitespace().map(str::to_ascii_lowercase).collect();
+            match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["transaction", "isolation", "level"] => return Statement::Show("transaction_isolation".to_owned()),
+                ["time", "zone"] => return Statement::Show("timezone".to_owned()),
+                _ => {}
+            }
             let is_setting = !rest.is_empty()
                 && rest.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '"')
                 && !matches!(w.get(1).map(String::as_str), Some("TABLES" | "ALL" | "DATABASES"));
@@ -282,6 +295,11 @@ mod tests {
         assert_eq!(classify("  (select 1)"), Statement::Query("(select 1)".into()));
         assert_eq!(classify("/* c */ begin"), Statement::Begin);
         assert_eq!(classify("START TRANSACTION READ ONLY"), Statement::Begin);
+        assert_eq!(classify("ROLLBACK"), Statement::Rollback);
+        assert_eq!(
+            classify("ROLLBACK TO SAVEPOINT a"),
+            Statement::Savepoint(SavepointStatement::RollbackTo("a".into()))
+        );
         assert_eq!(classify("commit"), Statement::Commit);
         assert_eq!(classify("ATTACH 'x.db'"), Statement::Refused("ATTACH".into()));
         assert_eq!(classify("copy (select 1) to '/tmp/x'"), Statement::Refused("COPY".into()));
@@ -291,6 +309,8 @@ mod tests {
         assert_eq!(classify("show tables"), Statement::Query("show tables".into()));
         assert_eq!(classify("SHOW server_version"), Statement::Show("server_version".into()));
         assert_eq!(classify("show warmlake.snapshot"), Statement::Show("warmlake.snapshot".into()));
+        assert_eq!(classify("show transaction  isolation LEVEL;"), Statement::Show("transaction_isolation".into()));
+        assert_eq!(classify("SHOW TIME ZONE"), Statement::Show("timezone".into()));
         assert!(matches!(classify("DECLARE c CURSOR FOR SELECT 1"), Statement::Cursor(_)));
         assert_eq!(classify("DECLARE c CURSOR FOR ATTACH 'x.db'"), Statement::Refused("ATTACH".into()));
         assert_eq!(classify("DECLARE c CURSOR FOR SET a = 1"), Statement::Refused("SET".into()));
