@@ -218,6 +218,11 @@ def test_sqlalchemy_and_pandas_read_the_lake(sql_lake):
         inspector = sa.inspect(conn)
         assert {"sales", "web"} <= set(inspector.get_schema_names())
         assert "orders" in inspector.get_view_names(schema="sales")
+        # column reflection: pg_attribute, pg_sequence, json_build_object, CAST(... AS REGCLASS)
+        columns = inspector.get_columns("orders", schema="sales")
+        described = duck(sql_lake["lake_sql"], "DESCRIBE sales.orders")
+        assert [c["name"] for c in columns] == [row[0] for row in described]
+        assert str(columns[0]["type"]) == "BIGINT"
     with engine.connect() as conn:
         rows = sum(len(chunk) for chunk in pd.read_sql("SELECT * FROM web.events", conn, chunksize=10_000))
         assert rows == duck(sql_lake["lake_sql"], "SELECT count(*) FROM web.events")[0][0]

@@ -17,6 +17,18 @@ const MACROS: &str = "
 CREATE MACRO version() AS 'PostgreSQL 16.0 (warmlake ' || '{warmlake}' || ', DuckDB '
     || (SELECT library_version FROM pragma_version()) || ')';
 CREATE MACRO warmlake_pg_get_userbyid(id) AS current_user;
+CREATE MACRO warmlake_pg_get_serial_sequence(table_name, column_name) AS NULL::VARCHAR;
+CREATE MACRO json_build_object(k1, v1) AS json_object(k1::VARCHAR, v1),
+    (k1, v1, k2, v2) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2),
+    (k1, v1, k2, v2, k3, v3) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2, k3::VARCHAR, v3),
+    (k1, v1, k2, v2, k3, v3, k4, v4) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2, k3::VARCHAR, v3, k4::VARCHAR, v4),
+    (k1, v1, k2, v2, k3, v3, k4, v4, k5, v5) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2, k3::VARCHAR, v3, k4::VARCHAR, v4, k5::VARCHAR, v5),
+    (k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, k6, v6) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2, k3::VARCHAR, v3, k4::VARCHAR, v4, k5::VARCHAR, v5, k6::VARCHAR, v6),
+    (k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, k6, v6, k7, v7) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2, k3::VARCHAR, v3, k4::VARCHAR, v4, k5::VARCHAR, v5, k6::VARCHAR, v6, k7::VARCHAR, v7),
+    (k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, k6, v6, k7, v7, k8, v8) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2, k3::VARCHAR, v3, k4::VARCHAR, v4, k5::VARCHAR, v5, k6::VARCHAR, v6, k7::VARCHAR, v7, k8::VARCHAR, v8);
+CREATE MACRO warmlake_pg_collation() AS TABLE
+    SELECT *, (SELECT oid FROM system.pg_catalog.pg_namespace WHERE nspname = 'pg_catalog') AS collnamespace
+    FROM system.pg_catalog.pg_collation;
 CREATE MACRO warmlake_pg_get_expr(expr, rel) AS expr, (expr, rel, pretty) AS expr;
 CREATE MACRO warmlake_pg_oid(data_type) AS CASE
     WHEN data_type LIKE '%[]' OR data_type LIKE '%]' OR data_type LIKE 'STRUCT%' OR data_type LIKE 'MAP%'
@@ -79,13 +91,22 @@ CREATE MACRO warmlake_pg_inherits() AS TABLE
 ";
 
 /// `pg_catalog` relations served by `warmlake_<name>()` table macros.
-const RELATIONS: &[&str] = &["pg_class", "pg_attribute", "pg_type", "pg_database", "pg_policy", "pg_inherits"];
+const RELATIONS: &[&str] =
+    &["pg_class", "pg_attribute", "pg_type", "pg_database", "pg_policy", "pg_inherits", "pg_collation"];
 
 /// `pg_catalog` functions served by `warmlake_<name>` macros.
-const FUNCTIONS: &[&str] = &["pg_get_userbyid", "pg_get_expr", "format_type", "pg_encoding_to_char", "pg_get_viewdef"];
+const FUNCTIONS: &[&str] = &[
+    "pg_get_userbyid",
+    "pg_get_expr",
+    "format_type",
+    "pg_encoding_to_char",
+    "pg_get_viewdef",
+    "pg_get_serial_sequence",
+];
 
 /// PostgreSQL casts to catalog types DuckDB lacks, and what DuckDB casts to instead: object
-/// identifiers print as numbers.
+/// identifiers print as numbers. Both spellings are rewritten: `x::regclass` and
+/// `CAST(x AS REGCLASS)` (SQLAlchemy's).
 const CASTS: &[(&str, &str)] = &[
     ("regtype", "VARCHAR"),
     ("regclass", "VARCHAR"),
@@ -121,7 +142,8 @@ pub fn rewrite(sql: &str) -> String {
 
 /// Renames `pg_catalog.<name>` outside quotes: relations and functions to their macros,
 /// other functions to their unqualified names. Casts to catalog types (`::pg_catalog.regtype`,
-/// `::regclass`) become DuckDB types, and `'name'::regclass` the relation's oid.
+/// `::regclass`, `CAST(x AS REGCLASS)`) become DuckDB types, and `'name'::regclass` the
+/// relation's oid.
 fn rename_catalog_names(sql: &str) -> String {
     const PREFIX: &str = "pg_catalog.";
     let bytes = sql.as_bytes();
@@ -129,9 +151,38 @@ fn rename_catalog_names(sql: &str) -> String {
     let mut copied = 0;
     // the last string literal, while nothing but a cast may follow it
     let mut literal: Option<(usize, usize)> = None;
+    // for each open parenthesis, whether it opened a CAST
+    let mut parens: Vec<bool> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
+            b'(' => {
+                let before = sql[..i].trim_end();
+                let word_at = before.len() - before.bytes().rev().take_while(|b| is_ident(*b)).count();
+                parens.push(before[word_at..].eq_ignore_ascii_case("cast"));
+                i += 1;
+            }
+            b')' => {
+                parens.pop();
+                i += 1;
+            }
+            b'a' | b'A'
+                if parens.last() == Some(&true)
+                    && (i == 0 || !is_ident(bytes[i - 1]))
+                    && bytes[i..].get(..2).is_some_and(|w| w.eq_ignore_ascii_case(b"as"))
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_whitespace) =>
+            {
+                // CAST(x AS <type>): the type
+                let start = i + 2 + bytes[i + 2..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+                let end = start + bytes[start..].iter().take_while(|b| is_ident(**b)).count();
+                let name = sql[start..end].to_ascii_lowercase();
+                if let Some((_, duck)) = CASTS.iter().find(|(pg, _)| *pg == name) {
+                    out.push_str(&sql[copied..start]);
+                    out.push_str(duck);
+                    copied = end;
+                }
+                i = end;
+            }
             b'\'' | b'"' => {
                 let end = skip_quoted(bytes, i);
                 literal = (bytes[i] == b'\'').then_some((i, end));
@@ -257,6 +308,17 @@ mod tests {
         assert_eq!(rewrite("SELECT 1 FROM pg_catalog.pg_type"), "SELECT 1 FROM warmlake_pg_type() AS pg_type");
         assert_eq!(rewrite("SELECT 1 FROM pg_catalog.pg_type AS t"), "SELECT 1 FROM warmlake_pg_type() AS t");
         assert_eq!(rewrite("FROM pg_catalog.pg_type, x"), "FROM warmlake_pg_type() AS pg_type, x");
+    }
+
+    #[test]
+    fn casts_to_catalog_types_in_either_spelling() {
+        let q = "SELECT CAST(CAST(pg_catalog.pg_attribute.attrelid AS REGCLASS) AS TEXT), \
+                 cast(x as oid), (SELECT 1 AS oid), 'CAST(y AS REGTYPE)' FROM pg_catalog.pg_attribute";
+        assert_eq!(
+            rewrite(q),
+            "SELECT CAST(CAST(pg_attribute.attrelid AS VARCHAR) AS VARCHAR), \
+             cast(x as BIGINT), (SELECT 1 AS oid), 'CAST(y AS REGTYPE)' FROM warmlake_pg_attribute() AS pg_attribute"
+        );
     }
 
     #[test]
