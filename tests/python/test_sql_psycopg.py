@@ -223,6 +223,11 @@ def test_sqlalchemy_and_pandas_read_the_lake(sql_lake):
         described = duck(sql_lake["lake_sql"], "DESCRIBE sales.orders")
         assert [c["name"] for c in columns] == [row[0] for row in described]
         assert str(columns[0]["type"]) == "BIGINT"
+        # whole-table reflection (keys, indexes, options: pg_index, pg_opclass, current_setting)
+        orders = sa.Table("orders", sa.MetaData(), schema="sales", autoload_with=conn)
+        (n,) = conn.execute(sa.select(sa.func.count()).select_from(orders)).one()
+        assert n == duck(sql_lake["lake_sql"], "SELECT count(*) FROM sales.orders")[0][0]
+        assert pd.read_sql_table("orders", conn, schema="sales").shape == (n, len(described))
     with engine.connect() as conn:
         rows = sum(len(chunk) for chunk in pd.read_sql("SELECT * FROM web.events", conn, chunksize=10_000))
         assert rows == duck(sql_lake["lake_sql"], "SELECT count(*) FROM web.events")[0][0]

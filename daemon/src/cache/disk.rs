@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -93,8 +93,14 @@ fn mkdir_private(path: &Path) -> Result<(), CacheError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))
 }
 
-/// Takes the cache folder's lock, or says which folder is in use. The lock is released by the
-/// kernel when the process dies, so a crashed daemon never leaves the cache locked.
+/// How long opening a cache waits for its lock: a daemon that was just stopped lets go of it
+/// when its last background fetch ends (in the same process: tests, benchmarks, a restart), or
+/// when its process has exited.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Takes the cache folder's lock, waiting up to [`LOCK_WAIT`] for a previous holder, or says
+/// which folder is in use. The lock is released by the kernel when the process dies, so a
+/// crashed daemon never leaves the cache locked.
 fn lock_dir(dir: &Path) -> Result<File, CacheError> {
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()
@@ -104,10 +110,16 @@ fn lock_dir(dir: &Path) -> Result<File, CacheError> {
         .mode(0o600)
         .open(&path)
         .map_err(io_err(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(CacheError::Locked { dir: dir.to_path_buf() }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(CacheError::Locked { dir: dir.to_path_buf() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path)(e)),
+        }
     }
 }
 
@@ -758,4 +770,21 @@ pub struct StoreRequest<'a> {
     pub table: Option<&'a str>,
     /// The column (field id) a byte offset belongs to, from the layout.
     pub column_of: &'a dyn Fn(u64) -> Option<i32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_let_go_of_while_waiting_is_taken() {
+        let dir = tempfile::tempdir().expect("dir");
+        let held = lock_dir(dir.path()).expect("first holder");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(held);
+        });
+        lock_dir(dir.path()).expect("taken once the first holder lets go");
+        release.join().expect("thread");
+    }
 }

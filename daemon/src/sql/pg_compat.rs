@@ -18,6 +18,10 @@ CREATE MACRO version() AS 'PostgreSQL 16.0 (warmlake ' || '{warmlake}' || ', Duc
     || (SELECT library_version FROM pragma_version()) || ')';
 CREATE MACRO warmlake_pg_get_userbyid(id) AS current_user;
 CREATE MACRO warmlake_pg_get_serial_sequence(table_name, column_name) AS NULL::VARCHAR;
+CREATE MACRO warmlake_current_setting(setting_name) AS
+    (SELECT max(value) FROM duckdb_settings() WHERE name = setting_name);
+CREATE MACRO warmlake_pg_get_indexdef(index_oid) AS NULL::VARCHAR,
+    (index_oid, column_no, pretty) AS NULL::VARCHAR;
 CREATE MACRO json_build_object(k1, v1) AS json_object(k1::VARCHAR, v1),
     (k1, v1, k2, v2) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2),
     (k1, v1, k2, v2, k3, v3) AS json_object(k1::VARCHAR, v1, k2::VARCHAR, v2, k3::VARCHAR, v3),
@@ -84,6 +88,11 @@ CREATE MACRO warmlake_pg_policy() AS TABLE
         NULL::BOOLEAN AS polpermissive, NULL::BIGINT[] AS polroles, NULL::VARCHAR AS polqual,
         NULL::VARCHAR AS polwithcheck
     WHERE false;
+CREATE MACRO warmlake_pg_index() AS TABLE
+    SELECT *, false AS indnullsnotdistinct FROM system.pg_catalog.pg_index;
+CREATE MACRO warmlake_pg_opclass() AS TABLE
+    SELECT NULL::BIGINT AS oid, NULL::VARCHAR AS opcname, NULL::BIGINT AS opcnamespace, NULL::BOOLEAN AS opcdefault
+    WHERE false;
 CREATE MACRO warmlake_pg_inherits() AS TABLE
     SELECT NULL::BIGINT AS inhrelid, NULL::BIGINT AS inhparent, NULL::INTEGER AS inhseqno,
         NULL::BOOLEAN AS inhdetachpending
@@ -91,8 +100,17 @@ CREATE MACRO warmlake_pg_inherits() AS TABLE
 ";
 
 /// `pg_catalog` relations served by `warmlake_<name>()` table macros.
-const RELATIONS: &[&str] =
-    &["pg_class", "pg_attribute", "pg_type", "pg_database", "pg_policy", "pg_inherits", "pg_collation"];
+const RELATIONS: &[&str] = &[
+    "pg_class",
+    "pg_attribute",
+    "pg_type",
+    "pg_database",
+    "pg_policy",
+    "pg_inherits",
+    "pg_collation",
+    "pg_index",
+    "pg_opclass",
+];
 
 /// `pg_catalog` functions served by `warmlake_<name>` macros.
 const FUNCTIONS: &[&str] = &[
@@ -102,6 +120,7 @@ const FUNCTIONS: &[&str] = &[
     "pg_encoding_to_char",
     "pg_get_viewdef",
     "pg_get_serial_sequence",
+    "pg_get_indexdef",
 ];
 
 /// PostgreSQL casts to catalog types DuckDB lacks, and what DuckDB casts to instead: object
@@ -137,6 +156,8 @@ pub fn rewrite(sql: &str) -> String {
     out = out.replace(" COLLATE pg_catalog.default", "");
     // psql's \dt: lake tables are views
     out = out.replace("c.relkind IN ('r','p','')", "c.relkind IN ('r','p','v','')");
+    // DuckDB's fails on PostgreSQL's settings (SQLAlchemy asks for default_table_access_method)
+    out = out.replace("current_setting(", "warmlake_current_setting(");
     out
 }
 
@@ -318,6 +339,16 @@ mod tests {
             rewrite(q),
             "SELECT CAST(CAST(pg_attribute.attrelid AS VARCHAR) AS VARCHAR), \
              cast(x as BIGINT), (SELECT 1 AS oid), 'CAST(y AS REGTYPE)' FROM warmlake_pg_attribute() AS pg_attribute"
+        );
+    }
+
+    #[test]
+    fn settings_and_index_definitions_go_to_their_macros() {
+        let q =
+            "SELECT current_setting($1), pg_catalog.pg_get_indexdef(i.indexrelid, 1, true) FROM pg_catalog.pg_index i";
+        assert_eq!(
+            rewrite(q),
+            "SELECT warmlake_current_setting($1), warmlake_pg_get_indexdef(i.indexrelid, 1, true) FROM warmlake_pg_index() i"
         );
     }
 
