@@ -97,22 +97,6 @@ pub struct Frames {
 }
 
 impl Frames {
-    /// One row of text values (a `SHOW`'s answer).
-    pub fn text_row(values: &[&str]) -> Result<Self, String> {
-        let field_count = i16::try_from(values.len()).map_err(|_| "too many columns".to_owned())?;
-        let mut fields = BytesMut::new();
-        for v in values {
-            fields.put_i32(i32::try_from(v.len()).map_err(|_| "value too large".to_owned())?);
-            fields.put_slice(v.as_bytes());
-        }
-        let mut bytes = BytesMut::with_capacity(7 + fields.len());
-        bytes.put_u8(DATA_ROW);
-        bytes.put_i32(i32::try_from(6 + fields.len()).map_err(|_| "row too large".to_owned())?);
-        bytes.put_i16(field_count);
-        bytes.put_slice(&fields);
-        Ok(Self { bytes, rows: 1 })
-    }
-
     /// The rows as pgwire's `DataRow`s, sharing this buffer: for what pgwire sends itself (a
     /// portal read in parts) and for COPY, which re-encodes each row.
     pub fn into_data_rows(mut self) -> Result<Vec<DataRow>, String> {
@@ -717,7 +701,13 @@ mod tests {
         let batch = RecordBatch::try_from_iter([("i", Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef)])
             .expect("batch");
         assert!(rows(&batch, FieldFormat::Binary).is_empty());
-        let frames = Frames::text_row(&["on", ""]).expect("row");
+        let text = RecordBatch::try_from_iter([
+            ("a", Arc::new(StringArray::from(vec!["on"])) as ArrayRef),
+            ("b", Arc::new(StringArray::from(vec![""])) as ArrayRef),
+        ])
+        .expect("batch");
+        let column = |name: &str| Column { name: name.into(), pg_type: Type::TEXT, format: FieldFormat::Text };
+        let frames = encode_batch(&text, &[column("a"), column("b")]).expect("row");
         assert_eq!(&frames.bytes[..], b"D\0\0\0\x10\0\x02\0\0\0\x02on\0\0\0\0");
         let rows = frames.into_data_rows().expect("rows");
         assert_eq!((rows.len(), rows[0].field_count), (1, 2));

@@ -248,10 +248,8 @@ impl ClientHandler {
             _ => return self._on_execute(client, message).await,
         };
         if matches!(*portal.state().lock().await, PortalExecutionState::Initial) {
-            let (params, formats) = (params::values(&portal)?, result_formats(&portal.result_column_format));
-            let in_transaction = in_transaction(client);
             client.set_state(PgWireConnectionState::QueryInProgress);
-            let reply = self.respond(&portal.statement.statement, params, formats, Place::Cursor, in_transaction).await;
+            let reply = self.run_portal(client, &portal, Place::Cursor).await;
             client.set_state(PgWireConnectionState::ReadyForQuery);
             match reply? {
                 Reply::Rows(rows) => {
@@ -264,6 +262,17 @@ impl ClientHandler {
         }
         let _timer = self.reading_portal(&name)?;
         self._on_execute(client, message).await
+    }
+
+    /// Runs `portal`'s statement at `place`, with the portal's parameters and result formats.
+    async fn run_portal(
+        &self,
+        client: &impl ClientInfo,
+        portal: &Portal<Statement>,
+        place: Place,
+    ) -> PgWireResult<Reply> {
+        let (params, formats) = (params::values(portal)?, result_formats(&portal.result_column_format));
+        self.respond(&portal.statement.statement, params, formats, place, in_transaction(client)).await
     }
 
     /// Remembers what interrupts portal `name`'s query (`source`), forgetting portals closed or
@@ -711,11 +720,8 @@ impl ExtendedQueryHandler for ClientHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = params::values(portal)?;
-        let formats = result_formats(&portal.result_column_format);
         let place = if max_rows == 0 { Place::Session } else { Place::Cursor };
-        let in_transaction = in_transaction(client);
-        Ok(pgwire_response(self.respond(&portal.statement.statement, params, formats, place, in_transaction).await?))
+        Ok(pgwire_response(self.run_portal(client, portal, place).await?))
     }
 
     /// Streams a query's (or a FETCH's) rows as DuckDB produces them when the client asks for
@@ -751,11 +757,8 @@ impl ExtendedQueryHandler for ClientHandler {
                 send_query_response(client, results, false).await?;
             }
             PortalExecutionState::Initial => {
-                let (params, formats) = (params::values(&portal)?, result_formats(&portal.result_column_format));
-                let in_transaction = in_transaction(client);
                 client.set_state(PgWireConnectionState::QueryInProgress);
-                let stmt = &portal.statement.statement;
-                let reply = self.respond(stmt, params, formats, Place::Session, in_transaction).await?;
+                let reply = self.run_portal(client, &portal, Place::Session).await?;
                 // not rows: answered as pgwire's Execute would, the portal left as it was
                 if matches!(reply, Reply::Rows(_)) {
                     *state = PortalExecutionState::Finished;

@@ -4,6 +4,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use futures::stream::BoxStream;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::copy::send_copy_out_response;
@@ -16,7 +17,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::RowDescription;
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 
-use super::encode::Frames;
+use super::encode::{Column, Frames, encode_batch};
 use super::error::QueryError;
 use super::session::Canceler;
 use super::wire::RawRows;
@@ -34,8 +35,11 @@ pub struct Rows {
 impl Rows {
     /// A one-row, one-column text result (`SHOW`'s).
     pub fn single_text(name: &str, value: &str) -> Result<Self, QueryError> {
-        let fields = Arc::new(vec![FieldInfo::new(name.to_owned(), None, None, Type::TEXT, FieldFormat::Text)]);
-        let row = Frames::text_row(&[value]).map_err(QueryError::Encode)?;
+        let column = Column { name: name.to_owned(), pg_type: Type::TEXT, format: FieldFormat::Text };
+        let batch = RecordBatch::try_from_iter([(name, Arc::new(StringArray::from(vec![value])) as ArrayRef)])
+            .map_err(|e| QueryError::Encode(e.to_string()))?;
+        let row = encode_batch(&batch, std::slice::from_ref(&column)).map_err(QueryError::Encode)?;
+        let fields = Arc::new(vec![column.field_info()]);
         Ok(Self { fields, frames: stream::iter([Ok(row)]).boxed(), command: "SELECT", source: None })
     }
 

@@ -26,7 +26,8 @@ impl SavepointStatement {
 }
 
 /// Parses `stmt` if it is a savepoint statement (`ROLLBACK` alone is not: it ends the
-/// transaction). None for any other statement, or a malformed one (DuckDB then reports it).
+/// transaction). None for any other statement, or a malformed one (refused then, as every
+/// statement the socket does not run).
 pub fn parse(stmt: &str) -> Option<SavepointStatement> {
     let tokens: Vec<&str> = stmt.trim().trim_end_matches(';').split_whitespace().collect();
     let upper: Vec<String> = tokens.iter().map(|t| t.to_ascii_uppercase()).collect();

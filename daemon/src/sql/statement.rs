@@ -172,7 +172,9 @@ const READ_KEYWORDS: &[&str] =
 pub fn classify(stmt: &str) -> Statement {
     let w = words(stmt, 3);
     let first = w.first().map(String::as_str).unwrap_or("");
-    if let Some(s) = savepoint::parse(strip_leading_noise(stmt)) {
+    if matches!(first, "SAVEPOINT" | "RELEASE" | "ROLLBACK" | "ABORT")
+        && let Some(s) = savepoint::parse(strip_leading_noise(stmt))
+    {
         return Statement::Savepoint(s);
     }
     match first {
