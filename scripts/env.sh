@@ -25,3 +25,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warmlake-target}"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 export CC="ccache gcc" CXX="ccache g++"
+# The virtualenv of the DuckLake differential tests (scripts/test makes it; see tests/ducklake).
+export DUCKLAKE_VENV="${WARMLAKE_DUCKLAKE_VENV:-$HOME/.cache/warmlake-ducklake-venv}"

@@ -107,6 +107,12 @@ fn render_status(s: &Value) -> String {
         out += &format!("error     last refresh failed{offline}: {e}\n");
     }
     out += &format!("data      {}\n", text("data"));
+    for (table, why) in s["unreadable_tables"].as_object().into_iter().flatten() {
+        out += &format!(
+            "table     {table} cannot be read (every other table is served): {}\n",
+            why.as_str().unwrap_or("?")
+        );
+    }
     match s.get("cache").filter(|c| !c.is_null()) {
         Some(c) => {
             let totals = &c["totals"];

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader};
 use warmlake_daemon::sql::{SqlConfig, SqlLake, TcpConfig, serve};
-use warmlake_daemon::view_sql::lake_script;
+use warmlake_daemon::view_sql::lake_views;
 
 #[derive(Args)]
 pub struct ServeSqlArgs {
@@ -39,7 +39,7 @@ pub fn run(args: ServeSqlArgs) -> anyhow::Result<()> {
     let snap = reader.read_snapshot(id).context("reading the snapshot")?;
     anyhow::ensure!(!snap.data_root.contains("://"), "the lake's data is not local: {}", snap.data_root);
     let root = snap.data_root.clone();
-    let lake = SqlLake { snapshot: id, script: lake_script(&snap, &|k| format!("{root}{k}")) };
+    let lake = SqlLake { snapshot: id, script: lake_views(&snap, &|k| format!("{root}{k}")) };
     let mut config = SqlConfig::new(args.socket_dir, vec![PathBuf::from(&root)]);
     config.port = args.port;
     config.tcp = args.tcp_port.zip(args.password).map(|(port, password)| TcpConfig { port, password });

@@ -30,8 +30,6 @@ pub use location::CatalogLocation;
 pub use model::{ColumnDef, DataFile, DeleteFile, InlinedRows, LakeSnapshot, Partial, SnapshotInfo, TableDef, ViewDef};
 pub use reader::CatalogReader;
 
-use crate::lake_path::LakePathError;
-
 /// What can go wrong reading a catalog. Each variant names the catalog it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -55,7 +53,4 @@ pub enum CatalogError {
     /// The snapshot asked for is not (or no longer) in the catalog.
     #[error("snapshot {snapshot} is not in {location} (expired, or not yet written)")]
     SnapshotNotFound { location: String, snapshot: i64 },
-    /// A file path in the catalog escapes the lake; it is refused, never followed.
-    #[error("catalog {location} names a file outside the lake: {source}")]
-    PathEscapes { location: String, source: LakePathError },
 }

@@ -201,7 +201,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         let relative_to_file = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let catalog = match file.lake.catalog.as_str() {
-            c if c.contains("://") || c.starts_with("postgres:") => c.to_string(),
+            // A PostgreSQL location is no path (a bare `host=... dbname=...` string included).
+            c if matches!(crate::catalog::CatalogLocation::parse(c), crate::catalog::CatalogLocation::Postgres(_)) => {
+                c.to_string()
+            }
+            c if c.contains("://") => c.to_string(),
             c => {
                 let (prefix, rest) = match c.split_once(':') {
                     Some((p @ ("sqlite" | "duckdb"), rest)) => (format!("{p}:"), rest),
@@ -436,6 +440,8 @@ mod tests {
         };
         assert_eq!(parse("sqlite:lake.sqlite"), "sqlite:/d/lake.sqlite");
         assert_eq!(parse("postgresql://u@h/db"), "postgresql://u@h/db");
+        assert_eq!(parse("host=/run/pg port=5432 dbname=lake"), "host=/run/pg port=5432 dbname=lake");
+        assert_eq!(parse("postgres:dbname=lake"), "postgres:dbname=lake");
         assert_eq!(parse("/abs/c.ducklake"), "/abs/c.ducklake");
     }
 

@@ -21,6 +21,7 @@
 //! served snapshots are read from the catalog itself (so read-through inlined rows are complete,
 //! in memory only); offline, from the mirror.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,10 @@ pub struct Status {
     pub sql_tcp: Option<String>,
     /// Why there is no SQL socket although the config asks for one.
     pub sql_unavailable: Option<String>,
+    /// Tables served as unreadable, with why: their catalog rows cannot be used, or DuckDB
+    /// cannot read their files (time-travel views as `schema@snapshot.table`). Every other
+    /// table is served; querying one of these fails with the same reason.
+    pub unreadable_tables: BTreeMap<String, String>,
     /// The chunk cache's size and counters, for a lake whose data is remote.
     pub cache: Option<CacheStats>,
     /// The policy in force, summarised: `local.mode` and the number of rules.
@@ -116,6 +121,7 @@ struct SqlService {
     task: tokio::task::JoinHandle<Result<(), SqlError>>,
     /// Where the views read files: the mount, or the local data root (with its trailing `/`).
     files: SqlFiles,
+    unreadable: crate::sql::Unreadable,
 }
 
 enum SqlFiles {
@@ -196,6 +202,7 @@ impl Daemon {
             prewarm_running: Vec::new(),
             sql_tcp: None,
             sql_unavailable: None,
+            unreadable_tables: BTreeMap::new(),
             cache: None,
             policy: summary(&policy),
             policy_purged_bytes: 0,
@@ -477,12 +484,13 @@ impl Daemon {
         let (tx, rx) = watch::channel(lake);
         let server = self.runtime.block_on(SqlServer::bind(sql_config, rx))?;
         let socket = server.socket_path();
+        let unreadable = server.unreadable();
         tracing::info!(socket = %socket.display(), "SQL socket listening");
         lock(&self.status).sql_tcp = server.tcp_addr().map(|a| a.to_string());
         let stop = CancellationToken::new();
         let task = self.runtime.spawn(server.run(stop.clone().cancelled_owned()));
         lock(&self.status).sql_socket = Some(socket);
-        *lock(&self.sql) = Some(SqlService { lake: tx, stop, task, files });
+        *lock(&self.sql) = Some(SqlService { lake: tx, stop, task, files, unreadable });
         Ok(())
     }
 
@@ -491,12 +499,16 @@ impl Daemon {
     fn sql_lake(&self, files: &SqlFiles, snapshot: &LakeSnapshot, kept: &[Governed]) -> SqlLake {
         let script = match files {
             // The tree's own scripts: the same views over the mount's paths.
-            SqlFiles::Mount => format!("{}{}", self.tree.script(), self.tree.history_script()),
+            SqlFiles::Mount => {
+                let mut script = self.tree.script();
+                script.append(self.tree.history_script());
+                script
+            }
             SqlFiles::Local(root) => {
                 let url = |k: &crate::lake_path::LakeKey| format!("{root}{k}");
-                let mut script = view_sql::lake_script(snapshot, &url);
+                let mut script = view_sql::lake_views(snapshot, &url);
                 for k in kept {
-                    script.push_str(&view_sql::lake_script(&view_sql::at_snapshot(&k.snapshot), &url));
+                    script.append(view_sql::lake_views(&view_sql::at_snapshot(&k.snapshot), &url));
                 }
                 script
             }
@@ -642,6 +654,12 @@ impl Daemon {
 
     /// The parts of the status read fresh at each report rather than kept up to date.
     fn fill_live(&self, s: &mut Status) {
+        s.unreadable_tables = self.tree.unreadable().into_iter().collect();
+        if let Some(sql) = &*lock(&self.sql) {
+            for (table, why) in lock(&sql.unreadable).iter() {
+                s.unreadable_tables.entry(table.clone()).or_insert_with(|| why.clone());
+            }
+        }
         s.cache = self.cache.as_ref().map(Cache::stats);
         s.policy_error = self.policy_source.last_error();
         s.prewarm_running = self.jobs.running();

@@ -232,6 +232,7 @@ mod tests {
                 rows: vec![vec![Some("a".into()), Some("secret".into())]],
             }],
             inlined_deletes: Vec::new(),
+            unreadable: None,
         };
         LakeSnapshot {
             snapshot: SnapshotInfo { id: 1, time: String::new(), schema_version: 1, changes: None },

@@ -63,13 +63,17 @@ use engine::Engine;
 use handler::{CancelRegistry, ClientHandler, Shared};
 use session::Session;
 
-/// What sessions see: the lake at one snapshot, as a DuckDB script of schemas and views
-/// (`view_sql::lake_script`, reading files where the daemon serves them).
+/// What sessions see: the lake at one snapshot, as DuckDB statements creating its schemas and
+/// views (`view_sql::lake_views`, reading files where the daemon serves them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlLake {
     pub snapshot: i64,
-    pub script: String,
+    pub script: crate::view_sql::Script,
 }
+
+/// The tables the socket serves as unreadable since its last publish, `(schema.table, why)`:
+/// those whose view DuckDB refused as well as those the catalog already could not express.
+pub type Unreadable = Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 /// How the socket is served. Paths are fixed for the server's life because DuckDB's
 /// configuration (which folders may be read) is locked when it starts.
@@ -141,6 +145,7 @@ pub struct SqlServer {
     engine: Arc<Engine>,
     lake: watch::Receiver<Arc<SqlLake>>,
     snapshot: Arc<AtomicI64>,
+    unreadable: Unreadable,
     owner_uid: u32,
 }
 
@@ -153,13 +158,14 @@ impl SqlServer {
         private_dir(&spill)?;
         let current = lake.borrow().clone();
         let (dirs, limit) = (config.readable_dirs.clone(), config.memory_limit.clone());
-        let engine = tokio::task::spawn_blocking(move || -> Result<Engine, SqlError> {
+        let (engine, unreadable) = tokio::task::spawn_blocking(move || -> Result<_, SqlError> {
             let engine = Engine::open(&dirs, &spill, limit.as_deref())?;
-            engine.publish(&current)?;
-            Ok(engine)
+            let unreadable = engine.publish(&current)?;
+            Ok((engine, unreadable))
         })
         .await
         .map_err(|_| SqlError::EngineGone)??;
+        let unreadable = Arc::new(std::sync::Mutex::new(unreadable));
         let path = config.socket_path();
         remove_stale_socket(&path).await?;
         let listen_err = |source| SqlError::Listen { path: path.clone(), source };
@@ -180,11 +186,16 @@ impl SqlServer {
             }
         };
         let snapshot = Arc::new(AtomicI64::new(lake.borrow().snapshot));
-        Ok(Self { config, listener, tcp, engine: Arc::new(engine), lake, snapshot, owner_uid })
+        Ok(Self { config, listener, tcp, engine: Arc::new(engine), lake, snapshot, unreadable, owner_uid })
     }
 
     pub fn socket_path(&self) -> PathBuf {
         self.config.socket_path()
+    }
+
+    /// The tables served as unreadable, kept current by [`SqlServer::run`]'s publishes.
+    pub fn unreadable(&self) -> Unreadable {
+        Arc::clone(&self.unreadable)
     }
 
     /// Where the TCP listener is bound, when TCP is enabled.
@@ -195,7 +206,7 @@ impl SqlServer {
     /// Serves until `shutdown` completes, then closes every connection (a running statement
     /// stops at its next batch) and removes the socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), SqlError> {
-        let SqlServer { config, listener, tcp, engine, mut lake, snapshot, owner_uid } = self;
+        let SqlServer { config, listener, tcp, engine, mut lake, snapshot, unreadable, owner_uid } = self;
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let shared = Arc::new(Shared {
@@ -206,7 +217,7 @@ impl SqlServer {
         });
         // publishes each new snapshot; a failed publish keeps the previous views
         tracker.spawn({
-            let (engine, token, snapshot) = (engine.clone(), token.clone(), snapshot.clone());
+            let (engine, token, snapshot, unreadable) = (engine.clone(), token.clone(), snapshot.clone(), unreadable);
             async move {
                 loop {
                     tokio::select! {
@@ -217,7 +228,10 @@ impl SqlServer {
                     let engine = engine.clone();
                     let id = next.snapshot;
                     match tokio::task::spawn_blocking(move || engine.publish(&next)).await {
-                        Ok(Ok(())) => snapshot.store(id, Ordering::SeqCst),
+                        Ok(Ok(tables)) => {
+                            snapshot.store(id, Ordering::SeqCst);
+                            *unreadable.lock().unwrap_or_else(|e| e.into_inner()) = tables;
+                        }
                         Ok(Err(e)) => tracing::error!(error = %e, "SQL socket keeps the previous snapshot"),
                         Err(e) => tracing::error!(error = %e, "publishing to the SQL socket panicked"),
                     }

@@ -162,8 +162,8 @@ impl Dir {
 struct State {
     root: Arc<Dir>,
     mtime: SystemTime,
-    /// The root `lake.sql` (the current snapshot's views after [`READER_SETTINGS`]).
-    lake_sql: Arc<str>,
+    /// The current snapshot's views, which the root `lake.sql` holds after [`READER_SETTINGS`].
+    views: Arc<view_sql::Script>,
     /// The kept snapshots as published, for their time-travel views ([`LakeTree::history_script`]),
     /// written only when asked for: the text is as large as a `lake.sql` per kept snapshot.
     kept: Vec<Governed>,
@@ -201,7 +201,7 @@ impl LakeTree {
             state: RwLock::new(Arc::new(State {
                 root: Arc::new(Dir { entries: Vec::new() }),
                 mtime: SystemTime::UNIX_EPOCH,
-                lake_sql: Arc::from(""),
+                views: Arc::new(view_sql::Script::default()),
                 kept: Vec::new(),
             })),
             status: RwLock::new(Arc::from("{}\n")),
@@ -214,14 +214,14 @@ impl LakeTree {
     /// under `.snapshots/<id>/`, as the policy lets this machine see them.
     pub fn publish(&self, current: &Governed, kept: &[Governed]) {
         let mut b = Builder::new(self.mount_root.clone());
-        let lake_sql = b.snapshot("", current);
+        let views = b.snapshot("", current);
         for s in kept {
             b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s);
         }
         b.dir(".snapshots");
         b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(&current.snapshot);
-        let next = Arc::new(State { root: b.finish(), mtime, lake_sql, kept: kept.to_vec() });
+        let next = Arc::new(State { root: b.finish(), mtime, views, kept: kept.to_vec() });
         let access = Arc::new(current.access.clone());
         match self.access.write() {
             Ok(mut guard) => *guard = access,
@@ -245,21 +245,25 @@ impl LakeTree {
 
     /// The current snapshot's views over this tree's paths (`lake.sql` without the reader
     /// settings it starts with), once published.
-    pub fn script(&self) -> String {
-        let state = self.current();
-        state.lake_sql.strip_prefix(READER_SETTINGS).unwrap_or_default().to_string()
+    pub fn script(&self) -> view_sql::Script {
+        view_sql::Script::clone(&self.current().views)
+    }
+
+    /// The current snapshot's tables that are served as unreadable, with why.
+    pub fn unreadable(&self) -> Vec<(String, String)> {
+        self.current().views.unreadable()
     }
 
     /// The kept snapshots' views for time travel: `"<schema>@<snapshot>".<table>` over the
     /// files of `.snapshots/<snapshot>/`.
-    pub fn history_script(&self) -> String {
+    pub fn history_script(&self) -> view_sql::Script {
         let state = self.current();
-        let mut history = String::new();
+        let mut history = view_sql::Script::default();
         for s in &state.kept {
             let prefix = format!(".snapshots/{}", s.snapshot.snapshot.id);
             let urls = file_urls(&self.mount_root, &prefix, &s.snapshot);
             let url = |k: &LakeKey| urls.get(k).cloned().unwrap_or_else(|| k.to_string());
-            history.push_str(&view_sql::lake_script(&view_sql::at_snapshot(&s.snapshot), &url));
+            history.append(view_sql::lake_views(&view_sql::at_snapshot(&s.snapshot), &url));
         }
         history
     }
@@ -429,8 +433,8 @@ impl Builder {
         Node::Object(object)
     }
 
-    /// Adds one snapshot under `prefix`; returns its `lake.sql`.
-    fn snapshot(&mut self, prefix: &str, governed: &Governed) -> Arc<str> {
+    /// Adds one snapshot under `prefix`; returns the views its `lake.sql` holds.
+    fn snapshot(&mut self, prefix: &str, governed: &Governed) -> Arc<view_sql::Script> {
         let lake = &governed.snapshot;
         for schema in &lake.schemas {
             self.dir(&join(prefix, schema));
@@ -473,9 +477,10 @@ impl Builder {
         }
         let urls = file_urls(&self.mount_root, prefix, lake);
         let url = |k: &LakeKey| urls.get(k).cloned().unwrap_or_else(|| k.to_string());
-        let lake_sql: Arc<str> = Arc::from(format!("{READER_SETTINGS}{}", view_sql::lake_script(lake, &url)));
-        self.insert(&join(prefix, "lake.sql"), Node::Generated(Arc::clone(&lake_sql)));
-        lake_sql
+        let views = view_sql::lake_views(lake, &url);
+        let lake_sql: Arc<str> = Arc::from(format!("{READER_SETTINGS}{}", views.text()));
+        self.insert(&join(prefix, "lake.sql"), Node::Generated(lake_sql));
+        Arc::new(views)
     }
 
     fn finish(self) -> Arc<Dir> {

@@ -24,13 +24,17 @@ const SNAPSHOT_FIELD_ID: i64 = 2_147_483_539;
 /// Parquet field id of `pos` in DuckLake / Iceberg positional delete files.
 const POS_FIELD_ID: i64 = 2_147_483_645;
 
-/// A view could not be generated.
+/// Why a table's view could not be generated. The message leaves the table's name to the
+/// caller, which says it once ([`unreadable_view`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
-    #[error("table {table}: {source}")]
-    Type { table: String, source: TypeError },
-    #[error("table {table}: file {key} is encrypted, which warmlake cannot read yet")]
-    Encrypted { table: String, key: String },
+    #[error("{0}")]
+    Type(#[from] TypeError),
+    #[error("file {key} is encrypted, which warmlake cannot read yet")]
+    Encrypted { key: String },
+    /// The catalog's rows for the table cannot be used ([`TableDef::unreadable`]).
+    #[error("{0}")]
+    Catalog(String),
 }
 
 /// Quotes an identifier for DuckDB.
@@ -62,23 +66,25 @@ impl Col<'_> {
 
 /// A `SELECT` returning `table` as it was at `snapshot`, columns in catalog order.
 pub fn table_select(table: &TableDef, snapshot: i64, url: FileUrl<'_>) -> Result<String, ViewError> {
-    let type_err = |source| ViewError::Type { table: format!("{}.{}", table.schema, table.name), source };
-    let cols: Vec<Col<'_>> = table
-        .columns
-        .iter()
-        .map(|def| Ok(Col { def, sql_type: def.sql_type().map_err(type_err)? }))
-        .collect::<Result<_, ViewError>>()?;
+    if let Some(reason) = &table.unreadable {
+        return Err(ViewError::Catalog(reason.clone()));
+    }
+    let cols: Vec<Col<'_>> =
+        table.columns.iter().map(|def| Ok(Col { def, sql_type: def.sql_type()? })).collect::<Result<_, ViewError>>()?;
     let mut branches = Vec::new();
 
     if !table.files.is_empty() {
         if let Some(f) = table.files.iter().find(|f| f.encryption_key.is_some()) {
-            return Err(ViewError::Encrypted { table: table.name.clone(), key: f.key.to_string() });
+            return Err(ViewError::Encrypted { key: f.key.to_string() });
         }
+        // Every default is given as text: the map's values must share one struct type (a
+        // VARCHAR default beside a DOUBLE one cannot be unified), and the Parquet reader casts
+        // a default to its column's type, as the extension casts `initial_default`.
         let mut schema = String::new();
         for c in &cols {
             let default = match &c.def.initial_default {
-                Some(v) if v != "NULL" => format!("CAST({} AS {})", literal(v), c.sql_type),
-                _ => "NULL".to_string(),
+                Some(v) if v != "NULL" => literal(v),
+                _ => "CAST(NULL AS VARCHAR)".to_string(),
             };
             let _ = write!(
                 schema,
@@ -89,7 +95,10 @@ pub fn table_select(table: &TableDef, snapshot: i64, url: FileUrl<'_>) -> Result
                 default
             );
         }
-        let _ = write!(schema, "{SNAPSHOT_FIELD_ID}: {{name: '__snapshot', type: 'BIGINT', default_value: NULL}}");
+        let _ = write!(
+            schema,
+            "{SNAPSHOT_FIELD_ID}: {{name: '__snapshot', type: 'BIGINT', default_value: CAST(NULL AS VARCHAR)}}"
+        );
         let list: Vec<String> = table.files.iter().map(|f| literal(&url(&f.key))).collect();
         let scan = format!(
             "read_parquet([{}], hive_partitioning = false, filename = true, file_row_number = true, schema = MAP {{{schema}}})",
@@ -107,7 +116,7 @@ pub fn table_select(table: &TableDef, snapshot: i64, url: FileUrl<'_>) -> Result
         for f in &table.files {
             for d in &f.deletes {
                 if d.encryption_key.is_some() {
-                    return Err(ViewError::Encrypted { table: table.name.clone(), key: d.key.to_string() });
+                    return Err(ViewError::Encrypted { key: d.key.to_string() });
                 }
                 // Delete files that hold several snapshots' deletes carry field ids and a
                 // snapshot column; plain ones may have neither (files from Iceberg imports
@@ -206,32 +215,125 @@ fn comment_text(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// A DuckDB script that creates one schema per lake schema and one view per table, at the
-/// snapshot `lake` was read at: `duckdb -init lake.sql` then answers as the lake does.
-/// Tables that cannot be expressed are left out with a comment saying why.
-pub fn lake_script(lake: &LakeSnapshot, url: FileUrl<'_>) -> String {
-    let mut out = format!(
-        "-- warmlake: DuckLake views at snapshot {} ({}); generated, do not edit.\n",
-        lake.snapshot.id,
-        comment_text(&lake.snapshot.time)
-    );
-    for schema in &lake.schemas {
-        let _ = writeln!(out, "CREATE SCHEMA IF NOT EXISTS {};", ident(schema));
+/// A lake's views as DuckDB statements: what `lake.sql` holds, and what the SQL socket runs one
+/// statement at a time, so that a view DuckDB refuses (a file gone from the store, a file it
+/// cannot read) is replaced by one naming the table and why, and every other view publishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    /// The first line of `lake.sql`: which snapshot the views are at.
+    pub header: String,
+    pub statements: Vec<Statement>,
+}
+
+/// One statement of a [`Script`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub sql: String,
+    /// The view the statement creates, so that it can be replaced ([`unreadable_view`]).
+    pub view: Option<ViewTarget>,
+    /// Why the table cannot be read, when `sql` creates a view that only says so.
+    pub unreadable: Option<String>,
+}
+
+/// A table's view: its qualified name and its columns with their DuckDB types, as far as
+/// they are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewTarget {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<(String, String)>,
+}
+
+impl ViewTarget {
+    /// `schema.name`, as status and errors name tables.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
     }
-    for table in &lake.tables {
-        match table_select(table, lake.snapshot.id, url) {
-            Ok(select) => {
-                let _ = writeln!(
-                    out,
-                    "CREATE OR REPLACE VIEW {}.{} AS {select};",
-                    ident(&table.schema),
-                    ident(&table.name)
-                );
+}
+
+impl Script {
+    /// The script as DuckDB runs it (`duckdb -init lake.sql`): the header, each unreadable
+    /// table's reason as a comment, the statements one per line.
+    pub fn text(&self) -> String {
+        let mut out = format!("-- {}\n", comment_text(&self.header));
+        for s in &self.statements {
+            if let (Some(view), Some(reason)) = (&s.view, &s.unreadable) {
+                let _ =
+                    writeln!(out, "-- cannot be read: {}: {}", comment_text(&view.qualified()), comment_text(reason));
             }
-            Err(e) => {
-                let _ = writeln!(out, "-- skipped: {}", comment_text(&e.to_string()));
-            }
+            let _ = writeln!(out, "{};", s.sql);
         }
+        out
     }
-    out
+
+    /// `other`'s statements after these (time-travel schemas after the current ones).
+    pub fn append(&mut self, other: Script) {
+        self.statements.extend(other.statements);
+    }
+
+    /// The tables whose views only say why they cannot be read: `(schema.table, reason)`.
+    pub fn unreadable(&self) -> Vec<(String, String)> {
+        self.statements.iter().filter_map(|s| Some((s.view.as_ref()?.qualified(), s.unreadable.clone()?))).collect()
+    }
+}
+
+/// A view of a table that cannot be read: it has the table's columns (VARCHAR where a type is
+/// unknown), and reading any row of it fails with `warmlake: table S.T cannot be read: why`,
+/// so a query names the table instead of finding no such table. The error is in the filter as
+/// well as the values, so `count(*)` and filters over it fail too; `LIMIT 0` still describes it.
+pub fn unreadable_view(view: &ViewTarget, reason: &str) -> Statement {
+    let error =
+        format!("error({})", literal(&format!("warmlake: table {} cannot be read: {reason}", view.qualified())));
+    let columns: Vec<String> = if view.columns.is_empty() {
+        vec![format!("CAST({error} AS VARCHAR) AS \"error\"")]
+    } else {
+        view.columns.iter().map(|(name, ty)| format!("CAST({error} AS {ty}) AS {}", ident(name))).collect()
+    };
+    Statement {
+        sql: format!(
+            "CREATE OR REPLACE VIEW {}.{} AS SELECT {} FROM range(1) WHERE {error} IS NULL",
+            ident(&view.schema),
+            ident(&view.name),
+            columns.join(", ")
+        ),
+        view: Some(view.clone()),
+        unreadable: Some(reason.to_string()),
+    }
+}
+
+/// The views of `lake` at the snapshot it was read at, one schema per lake schema and one view
+/// per table; a table that cannot be expressed gets an [`unreadable_view`].
+pub fn lake_views(lake: &LakeSnapshot, url: FileUrl<'_>) -> Script {
+    let header = format!(
+        "warmlake: DuckLake views at snapshot {} ({}); generated, do not edit.",
+        lake.snapshot.id, lake.snapshot.time
+    );
+    let mut statements: Vec<Statement> = lake
+        .schemas
+        .iter()
+        .map(|schema| Statement {
+            sql: format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)),
+            view: None,
+            unreadable: None,
+        })
+        .collect();
+    for table in &lake.tables {
+        let columns =
+            table.columns.iter().map(|c| (c.name.clone(), c.sql_type().unwrap_or_else(|_| "VARCHAR".into()))).collect();
+        let target = ViewTarget { schema: table.schema.clone(), name: table.name.clone(), columns };
+        statements.push(match table_select(table, lake.snapshot.id, url) {
+            Ok(select) => Statement {
+                sql: format!("CREATE OR REPLACE VIEW {}.{} AS {select}", ident(&table.schema), ident(&table.name)),
+                view: Some(target),
+                unreadable: None,
+            },
+            Err(e) => unreadable_view(&target, &e.to_string()),
+        });
+    }
+    Script { header, statements }
+}
+
+/// [`lake_views`] as text: a DuckDB script, so `duckdb -init lake.sql` answers as the lake does.
+pub fn lake_script(lake: &LakeSnapshot, url: FileUrl<'_>) -> String {
+    lake_views(lake, url).text()
 }

@@ -10,6 +10,7 @@ use sql_support::{TestServer, client_available, psql};
 use tokio_postgres::SimpleQueryMessage;
 use warmlake_daemon::local_query::query_text;
 use warmlake_daemon::sql::{SqlLake, TcpConfig};
+use warmlake_daemon::view_sql::{Script, Statement, ViewTarget};
 
 /// The text rows of a simple query.
 async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
@@ -239,10 +240,7 @@ async fn the_first_rows_arrive_while_the_query_runs() {
 async fn a_described_statement_is_described_anew_when_the_views_change() {
     let server = TestServer::start(|_| {}).await;
     let client = server.client().await;
-    let lake = |snapshot, select: &str| SqlLake {
-        snapshot,
-        script: format!("CREATE SCHEMA IF NOT EXISTS t; CREATE OR REPLACE VIEW t.v AS {select};"),
-    };
+    let lake = |snapshot, select: &str| SqlLake { snapshot, script: views(&[("v", select)]) };
     let names =
         |stmt: &tokio_postgres::Statement| stmt.columns().iter().map(|c| c.name().to_owned()).collect::<Vec<_>>();
     server.publish_lake(&client, lake(1001, "SELECT 1::BIGINT AS a")).await;
@@ -646,5 +644,50 @@ async fn each_read_of_a_portal_in_parts_is_timed_and_can_be_canceled() {
     assert_eq!(code, "57014", "{message}");
     assert!(message.contains("user request"), "{message}");
     tx.rollback().await.expect("rollback");
+    server.stop().await;
+}
+
+/// A script creating schema `t` and the views `(name, select)` in it.
+fn views(views: &[(&str, &str)]) -> Script {
+    let mut statements = vec![Statement { sql: "CREATE SCHEMA IF NOT EXISTS t".into(), view: None, unreadable: None }];
+    for (name, select) in views {
+        statements.push(Statement {
+            sql: format!("CREATE OR REPLACE VIEW t.{name} AS {select}"),
+            view: Some(ViewTarget {
+                schema: "t".into(),
+                name: name.to_string(),
+                columns: vec![("a".into(), "BIGINT".into())],
+            }),
+            unreadable: None,
+        });
+    }
+    Script { header: String::new(), statements }
+}
+
+/// A view DuckDB refuses to create (here a file that is not there) does not keep the others
+/// from publishing: it is served as a view whose every read fails naming the table and
+/// DuckDB's reason, and the server reports it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_view_duckdb_refuses_is_served_as_unreadable_and_the_others_publish() {
+    let server = TestServer::start(|_| {}).await;
+    let client = server.client().await;
+    let missing = server.latest().data_root.clone() + "no/such/file.parquet";
+    let bad = format!("SELECT a FROM read_parquet('{missing}')");
+    server
+        .publish_lake(
+            &client,
+            SqlLake { snapshot: 1001, script: views(&[("good", "SELECT 1::BIGINT AS a"), ("bad", &bad)]) },
+        )
+        .await;
+    let good = client.query_one("SELECT a FROM t.good", &[]).await.expect("the good view is served");
+    assert_eq!(good.get::<_, i64>(0), 1);
+    for q in ["SELECT * FROM t.bad", "SELECT count(*) FROM t.bad", "SELECT a FROM t.bad WHERE a = 2"] {
+        let err = client.query(q, &[]).await.expect_err("an unreadable table fails");
+        let message = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+        assert!(message.contains("warmlake: table t.bad cannot be read"), "{q}: {message}");
+        assert!(message.contains("file.parquet"), "DuckDB's reason is kept: {message}");
+    }
+    let described = client.prepare("SELECT * FROM t.bad").await.expect("its columns are described");
+    assert_eq!(described.columns()[0].name(), "a");
     server.stop().await;
 }

@@ -1,36 +1,15 @@
 """Shared fixtures: a generated lake served by a real `warmlake daemon` with a FUSE mount."""
 
-import os
 import pathlib
-import shutil
 import signal
+import sys
 import subprocess
 import time
 
 import pytest
 
-
-def warmlake_bin() -> str:
-    path = os.environ.get("WARMLAKE_BIN")
-    if not path:
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/warmlake-target"))
-        path = os.path.join(target, "debug", "warmlake")
-    if not os.path.exists(path):
-        pytest.fail(f"warmlake binary not found at {path}: build it (cargo build -p warmlake) or set WARMLAKE_BIN")
-    return path
-
-
-def require_fuse():
-    if os.path.exists("/dev/fuse") and shutil.which("fusermount3"):
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("FUSE is required on CI (/dev/fuse and fusermount3 from Debian's fuse3)")
-    pytest.skip("no FUSE here")
-
-
-def mounted(path: pathlib.Path) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == str(path) for line in f)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
+from warmlake_process import mounted, require_fuse, warmlake_bin  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

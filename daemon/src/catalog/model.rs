@@ -86,6 +86,11 @@ pub struct TableDef {
     pub inlined: Vec<InlinedRows>,
     /// `(data_file_id, row position)` pairs from `ducklake_inlined_delete_<table>`.
     pub inlined_deletes: Vec<(i64, i64)>,
+    /// Why the table cannot be served, when its catalog rows hold what warmlake cannot use
+    /// (a path outside the lake, a malformed row). The table is still listed, without files,
+    /// so that it names itself: one bad table must not take the lake down with it.
+    #[serde(default)]
+    pub unreadable: Option<String>,
 }
 
 /// A column (or nested field) at one snapshot.

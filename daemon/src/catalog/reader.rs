@@ -222,13 +222,13 @@ impl CatalogReader {
             .into_iter()
             .next()
             .ok_or_else(|| CatalogError::SnapshotNotFound { location: self.location.to_string(), snapshot: id })?;
-        let escapes = |source| CatalogError::PathEscapes { location: self.location.to_string(), source };
 
         // Schemas.
         let paths = self.features.object_paths;
         let cols = if paths { "schema_id, schema_name, path, path_is_relative" } else { "schema_id, schema_name" };
         let bad = self.malformed("ducklake_schema");
-        let mut schemas: BTreeMap<i64, (String, LakeKey)> = BTreeMap::new();
+        // A schema whose path leaves the lake makes its tables unreadable, not the snapshot.
+        let mut schemas: BTreeMap<i64, (String, Result<LakeKey, String>)> = BTreeMap::new();
         for r in self.query("ducklake_schema", &format!("SELECT {cols} FROM ducklake_schema WHERE {}", valid_at(id)))? {
             let name = r.text(1).map_err(&bad)?;
             let (path, relative) = if paths {
@@ -239,7 +239,8 @@ impl CatalogReader {
             } else {
                 (format!("{name}/"), true)
             };
-            let dir = lake_path::resolve(&self.data_root, &LakeKey::root(), &path, relative).map_err(escapes)?;
+            let dir = lake_path::resolve(&self.data_root, &LakeKey::root(), &path, relative)
+                .map_err(|e| format!("its schema's path: {e}"));
             schemas.insert(r.i64(0).map_err(&bad)?, (name, dir));
         }
 
@@ -270,7 +271,13 @@ impl CatalogReader {
             } else {
                 (format!("{name}/"), true)
             };
-            let dir = lake_path::resolve(&self.data_root, schema_dir, &path, relative).map_err(escapes)?;
+            let dir = schema_dir.as_ref().map_err(Clone::clone).and_then(|schema_dir| {
+                lake_path::resolve(&self.data_root, schema_dir, &path, relative).map_err(|e| format!("its path: {e}"))
+            });
+            let (dir, unreadable) = match dir {
+                Ok(dir) => (dir, None),
+                Err(reason) => (LakeKey::root(), Some(reason)),
+            };
             tables.insert(
                 table_id,
                 TableDef {
@@ -284,6 +291,7 @@ impl CatalogReader {
                     files: Vec::new(),
                     inlined: Vec::new(),
                     inlined_deletes: Vec::new(),
+                    unreadable,
                 },
             );
         }
@@ -293,6 +301,16 @@ impl CatalogReader {
         self.read_files(id, &mut tables)?;
         self.read_inlined(id, &mut tables)?;
         let views = self.read_views(id, &schemas)?;
+        for table in tables.values_mut() {
+            if let Some(reason) = &table.unreadable {
+                tracing::warn!(catalog = %self.location, table = %format!("{}.{}", table.schema, table.name),
+                    snapshot = id, reason = %reason, "table cannot be served; the rest of the lake is");
+                // Nothing of it is served: no file of it is listed or read.
+                table.files.clear();
+                table.inlined.clear();
+                table.inlined_deletes.clear();
+            }
+        }
 
         Ok(LakeSnapshot {
             snapshot,
@@ -371,7 +389,6 @@ impl CatalogReader {
     }
 
     fn read_files(&self, id: i64, tables: &mut BTreeMap<i64, TableDef>) -> Result<(), CatalogError> {
-        let escapes = |source| CatalogError::PathEscapes { location: self.location.to_string(), source };
         let t = "ducklake_data_file";
         let bad = self.malformed(t);
         let partial_max = if self.features.partial_max { "partial_max" } else { "CAST(NULL AS BIGINT)" };
@@ -386,19 +403,30 @@ impl CatalogReader {
         for r in self.query(t, &sql)? {
             let table_id = r.i64(1).map_err(&bad)?;
             let Some(table) = tables.get_mut(&table_id) else { continue };
+            if table.unreadable.is_some() {
+                continue;
+            }
             let path = r.text(3).map_err(&bad)?;
             let relative = r.opt_bool(4).map_err(&bad)?.unwrap_or(true);
-            let key = lake_path::resolve(&self.data_root, &table.dir, &path, relative).map_err(escapes)?;
+            let file_id = r.i64(0).map_err(&bad)?;
+            let key = match lake_path::resolve(&self.data_root, &table.dir, &path, relative) {
+                Ok(key) => key,
+                Err(e) => {
+                    table.unreadable = Some(format!("data file {file_id}: {e}"));
+                    continue;
+                }
+            };
             let partial = match (r.opt_i64(11).map_err(&bad)?, r.opt_text(12).map_err(&bad)?) {
                 (Some(max), _) => Some(Partial::MaxSnapshot(max)),
-                (None, Some(info)) => parse_partial_file_info(&info).map_err(|reason| CatalogError::Malformed {
-                    location: self.location.to_string(),
-                    table: t.into(),
-                    reason,
-                })?,
+                (None, Some(info)) => match parse_partial_file_info(&info) {
+                    Ok(partial) => partial,
+                    Err(reason) => {
+                        table.unreadable = Some(format!("data file {file_id}: {reason}"));
+                        continue;
+                    }
+                },
                 (None, None) => None,
             };
-            let file_id = r.i64(0).map_err(&bad)?;
             file_table.insert(file_id, table_id);
             table.files.push(Arc::new(DataFile {
                 id: file_id,
@@ -449,12 +477,22 @@ impl CatalogReader {
         );
         for r in self.query(t, &sql)? {
             let Some(table) = tables.get_mut(&r.i64(1).map_err(&bad)?) else { continue };
+            if table.unreadable.is_some() {
+                continue;
+            }
             let data_file_id = r.i64(2).map_err(&bad)?;
             let path = r.text(4).map_err(&bad)?;
             let relative = r.opt_bool(5).map_err(&bad)?.unwrap_or(true);
-            let key = lake_path::resolve(&self.data_root, &table.dir, &path, relative).map_err(escapes)?;
+            let delete_id = r.i64(0).map_err(&bad)?;
+            let key = match lake_path::resolve(&self.data_root, &table.dir, &path, relative) {
+                Ok(key) => key,
+                Err(e) => {
+                    table.unreadable = Some(format!("delete file {delete_id}: {e}"));
+                    continue;
+                }
+            };
             let delete = DeleteFile {
-                id: r.i64(0).map_err(&bad)?,
+                id: delete_id,
                 name: name_in_table(&key, &table.dir),
                 key,
                 format: r.opt_text(6).map_err(&bad)?.unwrap_or_else(|| "parquet".into()),
@@ -562,7 +600,11 @@ impl CatalogReader {
             .collect()
     }
 
-    fn read_views(&self, id: i64, schemas: &BTreeMap<i64, (String, LakeKey)>) -> Result<Vec<ViewDef>, CatalogError> {
+    fn read_views(
+        &self,
+        id: i64,
+        schemas: &BTreeMap<i64, (String, Result<LakeKey, String>)>,
+    ) -> Result<Vec<ViewDef>, CatalogError> {
         if !self.features.views {
             return Ok(Vec::new());
         }

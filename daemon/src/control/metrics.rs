@@ -33,6 +33,11 @@ pub fn prometheus_text(status: &Status) -> String {
     );
     gauge("warmlake_refresh_error", "1 while the last refresh failed.", Some(flag(status.last_error.is_some())));
     gauge(
+        "warmlake_unreadable_tables",
+        "Tables served as unreadable (status names them and says why).",
+        Some(status.unreadable_tables.len() as f64),
+    );
+    gauge(
         "warmlake_policy_error",
         "1 while the policy files are unusable (the last good policy stays in force).",
         Some(flag(status.policy_error.is_some())),

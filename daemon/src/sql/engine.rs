@@ -57,22 +57,46 @@ impl Engine {
     }
 
     /// Replaces the lake's views with `lake`'s, atomically (blocking). Views of tables that
-    /// left the lake are dropped in the same transaction.
-    pub fn publish(&self, lake: &SqlLake) -> Result<(), SqlError> {
+    /// left the lake are dropped in the same transaction. A view DuckDB refuses to create (a
+    /// file missing or unreadable) is replaced by one that says why
+    /// ([`view_sql::unreadable_view`]) and the publish starts over, so one table never keeps
+    /// the others from being served; returns the tables served that way, with their reasons.
+    pub fn publish(&self, lake: &SqlLake) -> Result<Vec<(String, String)>, SqlError> {
         let conn = self.lock();
         let fail = |source| SqlError::Publish { snapshot: lake.snapshot, source };
-        conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
-        let result = replace_views(&conn, &lake.script);
-        match result {
-            Ok(()) => {
-                conn.execute_batch("COMMIT").map_err(fail)?;
-                self.generation.fetch_add(1, Ordering::AcqRel);
-                Ok(())
-            }
-            Err(e) => {
-                // the old views stay; the transaction's changes are discarded
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(fail(e))
+        let mut statements = lake.script.statements.clone();
+        loop {
+            conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
+            match replace_views(&conn, &statements) {
+                Ok(()) => {
+                    conn.execute_batch("COMMIT").map_err(fail)?;
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                    let script = view_sql::Script { header: String::new(), statements };
+                    return Ok(script.unreadable());
+                }
+                Err(e) => {
+                    // the old views stay; the transaction's changes are discarded
+                    let _ = conn.execute_batch("ROLLBACK");
+                    match e {
+                        Failed::View(i, reason) => {
+                            let Some(mut view) = statements[i].view.clone() else { return Err(fail(reason)) };
+                            if let Some(why) = &statements[i].unreadable {
+                                // Its column types are what DuckDB refused: the view keeps only
+                                // the reason (and gives up if even that fails).
+                                if view.columns.is_empty() {
+                                    return Err(fail(reason));
+                                }
+                                view.columns.clear();
+                                statements[i] = view_sql::unreadable_view(&view, why);
+                                continue;
+                            }
+                            tracing::warn!(snapshot = lake.snapshot, table = %view.qualified(), error = %reason,
+                                "the SQL socket serves the table as unreadable");
+                            statements[i] = view_sql::unreadable_view(&view, &reason.to_string());
+                        }
+                        Failed::Other(e) => return Err(fail(e)),
+                    }
+                }
             }
         }
     }
@@ -89,7 +113,20 @@ impl Engine {
     }
 }
 
-fn replace_views(conn: &Connection, script: &str) -> Result<(), duckdb::Error> {
+/// Why [`replace_views`] failed: statement `i` of the script (which a publish can replace and
+/// retry, when it creates a view), or anything else.
+enum Failed {
+    View(usize, duckdb::Error),
+    Other(duckdb::Error),
+}
+
+impl From<duckdb::Error> for Failed {
+    fn from(e: duckdb::Error) -> Self {
+        Failed::Other(e)
+    }
+}
+
+fn replace_views(conn: &Connection, statements: &[view_sql::Statement]) -> Result<(), Failed> {
     let mut stmt = conn.prepare(
         "SELECT schema_name, view_name FROM duckdb_views() \
          WHERE NOT internal AND database_name = current_database()",
@@ -100,7 +137,9 @@ fn replace_views(conn: &Connection, script: &str) -> Result<(), duckdb::Error> {
         drop.push_str(&format!("DROP VIEW {}.{};", view_sql::ident(schema), view_sql::ident(view)));
     }
     conn.execute_batch(&drop)?;
-    conn.execute_batch(script)?;
+    for (i, statement) in statements.iter().enumerate() {
+        conn.execute_batch(&statement.sql).map_err(|e| Failed::View(i, e))?;
+    }
     // Schemas left without views (a snapshot that left time travel, a dropped lake schema).
     let mut stmt = conn.prepare(
         "SELECT schema_name FROM duckdb_schemas() s WHERE NOT internal AND database_name = current_database() \
@@ -112,7 +151,7 @@ fn replace_views(conn: &Connection, script: &str) -> Result<(), duckdb::Error> {
     for schema in &empty {
         drop.push_str(&format!("DROP SCHEMA {};", view_sql::ident(schema)));
     }
-    conn.execute_batch(&drop)
+    Ok(conn.execute_batch(&drop)?)
 }
 
 fn dir_with_slash(p: &Path) -> String {

@@ -10,7 +10,7 @@ use tokio::sync::{oneshot, watch};
 use warmlake_daemon::catalog::{CatalogLocation, CatalogReader, LakeSnapshot};
 use warmlake_daemon::generate::{self, CatalogKind, LakeSpec};
 use warmlake_daemon::sql::{SqlConfig, SqlLake, SqlServer};
-use warmlake_daemon::view_sql::lake_script;
+use warmlake_daemon::view_sql::lake_views;
 
 /// A server on a temporary socket folder, stopped when dropped.
 pub struct TestServer {
@@ -26,7 +26,7 @@ pub struct TestServer {
 
 pub fn sql_lake(snap: &LakeSnapshot) -> SqlLake {
     let root = snap.data_root.clone();
-    SqlLake { snapshot: snap.snapshot.id, script: lake_script(snap, &|k| format!("{root}{k}")) }
+    SqlLake { snapshot: snap.snapshot.id, script: lake_views(snap, &|k| format!("{root}{k}")) }
 }
 
 impl TestServer {
