@@ -409,13 +409,7 @@ impl CatalogReader {
             let path = r.text(3).map_err(&bad)?;
             let relative = r.opt_bool(4).map_err(&bad)?.unwrap_or(true);
             let file_id = r.i64(0).map_err(&bad)?;
-            let key = match lake_path::resolve(&self.data_root, &table.dir, &path, relative) {
-                Ok(key) => key,
-                Err(e) => {
-                    table.unreadable = Some(format!("data file {file_id}: {e}"));
-                    continue;
-                }
-            };
+            let Some(key) = self.file_key(table, &format!("data file {file_id}"), &path, relative) else { continue };
             let partial = match (r.opt_i64(11).map_err(&bad)?, r.opt_text(12).map_err(&bad)?) {
                 (Some(max), _) => Some(Partial::MaxSnapshot(max)),
                 (None, Some(info)) => match parse_partial_file_info(&info) {
@@ -484,12 +478,8 @@ impl CatalogReader {
             let path = r.text(4).map_err(&bad)?;
             let relative = r.opt_bool(5).map_err(&bad)?.unwrap_or(true);
             let delete_id = r.i64(0).map_err(&bad)?;
-            let key = match lake_path::resolve(&self.data_root, &table.dir, &path, relative) {
-                Ok(key) => key,
-                Err(e) => {
-                    table.unreadable = Some(format!("delete file {delete_id}: {e}"));
-                    continue;
-                }
+            let Some(key) = self.file_key(table, &format!("delete file {delete_id}"), &path, relative) else {
+                continue;
             };
             let delete = DeleteFile {
                 id: delete_id,
@@ -510,6 +500,18 @@ impl CatalogReader {
             }
         }
         Ok(())
+    }
+
+    /// The key of a file of `table` at `path`, or `None` after marking the table unreadable
+    /// when the path leaves the lake (the file, `what`, is named in the reason).
+    fn file_key(&self, table: &mut TableDef, what: &str, path: &str, relative: bool) -> Option<LakeKey> {
+        match lake_path::resolve(&self.data_root, &table.dir, path, relative) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                table.unreadable = Some(format!("{what}: {e}"));
+                None
+            }
+        }
     }
 
     fn read_inlined(&self, id: i64, tables: &mut BTreeMap<i64, TableDef>) -> Result<(), CatalogError> {

@@ -64,14 +64,14 @@ impl Engine {
     pub fn publish(&self, lake: &SqlLake) -> Result<Vec<(String, String)>, SqlError> {
         let conn = self.lock();
         let fail = |source| SqlError::Publish { snapshot: lake.snapshot, source };
-        let mut statements = lake.script.statements.clone();
+        let mut script = lake.script.clone();
+        let statements = &mut script.statements;
         loop {
             conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
-            match replace_views(&conn, &statements) {
+            match replace_views(&conn, statements) {
                 Ok(()) => {
                     conn.execute_batch("COMMIT").map_err(fail)?;
                     self.generation.fetch_add(1, Ordering::AcqRel);
-                    let script = view_sql::Script { header: String::new(), statements };
                     return Ok(script.unreadable());
                 }
                 Err(e) => {
