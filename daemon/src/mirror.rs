@@ -23,7 +23,7 @@ use crate::catalog::{CatalogError, CatalogLocation, CatalogReader};
 use crate::governance::MirrorScrub;
 
 /// Version of the mirror's own bookkeeping; a mirror written by another version is rebuilt.
-const MIRROR_FORMAT: &str = "1";
+const MIRROR_FORMAT: &str = "2";
 
 /// What went wrong keeping the mirror.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,62 @@ fn needs_text_cast(table: &str, column: &str) -> bool {
         return !matches!(column, "row_id" | "begin_snapshot" | "end_snapshot");
     }
     column.ends_with("_uuid") || matches!(column, "snapshot_time" | "schedule_start")
+}
+
+/// How one column is copied into the mirror. DuckDB and SQLite sources hand values over typed,
+/// and the mirror's columns take them as they come. A PostgreSQL source hands every value over
+/// as text, so its integers go into INTEGER columns (where SQLite stores `'10'` as the number
+/// 10: as text, `snapshot_id = 10` would match nothing and `max()` would pick `'9'`), and its
+/// `bytea` values (inlined BLOB and VARCHAR values) are read as hex and stored as the bytes,
+/// which is how a SQLite catalog holds them.
+enum ColumnCopy {
+    AsItComes { text_cast: bool },
+    Integer,
+    Bytes,
+}
+
+impl ColumnCopy {
+    /// How `column` of `table` in the catalog at `source` is copied; `pg_type` is its data type
+    /// in a PostgreSQL catalog. A SQLite catalog's values are copied as they are: they are what
+    /// the mirror holds (its BLOBs included, which a cast to text would mangle).
+    fn of(source: &CatalogLocation, table: &str, column: &str, pg_type: Option<&String>) -> ColumnCopy {
+        match pg_type.map(String::as_str) {
+            Some("bytea") => ColumnCopy::Bytes,
+            Some("smallint" | "integer" | "bigint") => ColumnCopy::Integer,
+            _ => ColumnCopy::AsItComes {
+                text_cast: !matches!(source, CatalogLocation::Sqlite(_)) && needs_text_cast(table, column),
+            },
+        }
+    }
+
+    /// The column's type in the mirror's `CREATE TABLE` (none: values keep their own types).
+    fn affinity(&self) -> &'static str {
+        match self {
+            ColumnCopy::AsItComes { .. } => "",
+            ColumnCopy::Integer => "INTEGER",
+            ColumnCopy::Bytes => "BLOB",
+        }
+    }
+
+    /// The column in the SELECT that reads the source.
+    fn select(&self, column: &str) -> String {
+        match self {
+            ColumnCopy::AsItComes { text_cast: true } => format!("CAST({} AS VARCHAR)", quote(column)),
+            ColumnCopy::Bytes => format!("encode({}, 'hex')", quote(column)),
+            ColumnCopy::AsItComes { text_cast: false } | ColumnCopy::Integer => quote(column),
+        }
+    }
+
+    /// The value as SQLite binds it: borrowed (no copy of text per value), but for bytes.
+    fn value<'a>(&self, v: &'a Value) -> rusqlite::types::ToSqlOutput<'a> {
+        match (self, v) {
+            (ColumnCopy::Bytes, Value::Text(h)) => match hex::decode(h) {
+                Ok(bytes) => rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Blob(bytes)),
+                Err(_) => to_sqlite(v),
+            },
+            _ => to_sqlite(v),
+        }
+    }
 }
 
 fn quote(name: &str) -> String {
@@ -219,14 +275,17 @@ impl Mirror {
                 tx.execute_batch(&format!("DROP TABLE {}", quote(&t))).map_err(err)?;
             }
         }
+        let pg_types = source.postgres_column_types()?;
         for (table, columns) in &features.tables {
-            let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+            let copies: Vec<ColumnCopy> = columns
+                .iter()
+                .map(|c| ColumnCopy::of(source.location(), table, c, pg_types.get(&(table.clone(), c.clone()))))
+                .collect();
+            let cols: Vec<String> =
+                columns.iter().zip(&copies).map(|(c, copy)| format!("{} {}", quote(c), copy.affinity())).collect();
             tx.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {}({})", quote(table), cols.join(", ")))
                 .map_err(err)?;
-            let select: Vec<String> = columns
-                .iter()
-                .map(|c| if needs_text_cast(table, c) { format!("CAST({} AS VARCHAR)", quote(c)) } else { quote(c) })
-                .collect();
+            let select: Vec<String> = columns.iter().zip(&copies).map(|(c, copy)| copy.select(c)).collect();
             let base = format!("SELECT {} FROM {}", select.join(", "), quote(table));
             let (filter, replace) = match (since, sync_kind(table)) {
                 (None, _) => (String::new(), false),
@@ -253,7 +312,7 @@ impl Mirror {
             // catalog (millions of rows) never holds more than one row in memory.
             let mut failed = None;
             source.query_each(table, &format!("{base}{filter}"), &mut |row| match insert
-                .execute(rusqlite::params_from_iter(row.0.iter().map(to_sqlite)))
+                .execute(rusqlite::params_from_iter(row.0.iter().zip(&copies).map(|(v, copy)| copy.value(v))))
             {
                 Ok(_) => {
                     rows += 1;
@@ -451,6 +510,7 @@ fn to_sqlite(v: &Value) -> rusqlite::types::ToSqlOutput<'_> {
         Value::Float(f) => S::Real(*f),
         Value::Text(t) => S::Text(t.as_bytes()),
         Value::Bool(b) => S::Integer(i64::from(*b)),
+        Value::Bytes(b) => S::Blob(b),
     })
 }
 

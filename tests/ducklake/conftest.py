@@ -62,11 +62,14 @@ class PgServer:
     def dsn(self, dbname: str) -> str:
         return f"host={self.dir} port={self.PORT} user=postgres dbname={dbname}"
 
+    def psql(self, sql: str):
+        """Runs `sql` in the `postgres` database."""
+        self.run("psql", "-h", str(self.dir), "-p", str(self.PORT), "-U", "postgres", "-d", "postgres", "-c", sql)
+
     def create_database(self) -> str:
         self.databases += 1
         name = f"lake{self.databases}"
-        self.run("psql", "-h", str(self.dir), "-p", str(self.PORT), "-U", "postgres", "-d", "postgres", "-c",
-                 f"CREATE DATABASE {name}")
+        self.psql(f"CREATE DATABASE {name}")
         return self.dsn(name)
 
     def stop(self):
@@ -134,3 +137,15 @@ class Daemon:
         self.process = None
         assert code == 0, self.log()
         assert not mounted(self.mnt), "the daemon unmounts on SIGTERM"
+
+
+def make_unreachable(lake, pg):
+    """Takes the catalog away, as a laptop going offline would: the file is moved, or the
+    database renamed (after ending the sessions the extension's connection pool left)."""
+    if lake.options.backend == "postgres":
+        dbname = lake.warmlake_catalog.rsplit("dbname=", 1)[1]
+        pg.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'")
+        pg.psql(f"ALTER DATABASE {dbname} RENAME TO {dbname}_gone")
+    else:
+        path = pathlib.Path(lake.warmlake_catalog.removeprefix("sqlite:"))
+        path.rename(path.with_name(path.name + ".gone"))

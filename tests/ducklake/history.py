@@ -106,7 +106,6 @@ class History:
         self.schemas = ["main"]
         self.counter = 0
         self.salt = seed % 1000003
-        self.excluded: set[str] = set()
 
     def options(self, backend: str, encrypted: bool) -> Options:
         return Options(
@@ -131,14 +130,11 @@ class History:
         # small appends are inlined (below the limit), large ones written to Parquet
         return self.rng.choice([1, 3, 8, 20, 200, 1500, 5000])
 
-    def types(self) -> list:
-        return [t for t in TYPES if t[0] not in self.excluded]
-
     def create_table(self) -> list[str]:
         schema = self.rng.choice(self.schemas)
         name = self.fresh("t")
         n = self.rng.randint(1, 5)
-        cols = [("id", "BIGINT")] + [(f"c{k}", self.rng.choice(self.types())[0]) for k in range(n)]
+        cols = [("id", "BIGINT")] + [(f"c{k}", self.rng.choice(TYPES)[0]) for k in range(n)]
         t = Table(schema, name, cols)
         self.tables.append(t)
         ddl = ", ".join(f'"{c}" {ty}' for c, ty in cols)
@@ -163,7 +159,7 @@ class History:
         return [f'UPDATE {self.q(t)} SET "{c}" = {expr} WHERE hash(id, {self.next_salt()}) % 3 = 0']
 
     def add_column(self, t: Table) -> list[str]:
-        ty = self.rng.choice(self.types())
+        ty = self.rng.choice(TYPES)
         name = self.fresh("a")
         default = ""
         if ty[2] is not None and self.rng.random() < 0.7:
@@ -290,11 +286,6 @@ def write(seed: int, root: pathlib.Path, backend: str, encrypted: bool, pg_dsn: 
     """Writes the lake `seed` names under `root` with `backend`'s catalog."""
     h = History(seed)
     options = h.options(backend, encrypted)
-    if backend in ("sqlite", "postgres"):
-        # KNOWN FAILURE, left out until fixed (issue 20's notes): a BLOB value inlined into a
-        # SQLite or PostgreSQL catalog reaches warmlake's views as its raw bytes (the reader
-        # casts inlined values to text) and fails to cast back to BLOB (found by seed 4, sqlite).
-        h.excluded.add("BLOB")
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
     if backend == "duckdb":

@@ -1,6 +1,7 @@
 """Lakes the extension writes that once stopped `warmlake daemon`, each compared with the
 extension's answers through the SQL socket, and one bad table among good ones."""
 
+import json
 import pathlib
 import sqlite3
 
@@ -9,7 +10,7 @@ import psycopg
 import pytest
 
 import history
-from conftest import Daemon, require_fuse
+from conftest import Daemon, make_unreachable, require_fuse
 
 
 @pytest.fixture(autouse=True)
@@ -17,18 +18,23 @@ def fuse():
     require_fuse()
 
 
-def write(root: pathlib.Path, statements: list[str], backend: str = "duckdb") -> history.Lake:
+def write(root: pathlib.Path, statements: list[str], backend: str = "duckdb", pg_dsn: str | None = None,
+          inlining_limit: int = 0) -> history.Lake:
     data = root / "data"
     data.mkdir(parents=True)
-    catalog = str(root / "catalog.ducklake") if backend == "duckdb" else f"sqlite:{root / 'catalog.sqlite'}"
-    options = history.Options(backend=backend, encrypted=False, inlining_limit=0, row_group_size=122880)
+    catalog = {
+        "duckdb": str(root / "catalog.ducklake"),
+        "sqlite": f"sqlite:{root / 'catalog.sqlite'}",
+        "postgres": f"postgres:{pg_dsn}",
+    }[backend]
+    options = history.Options(backend=backend, encrypted=False, inlining_limit=inlining_limit, row_group_size=122880)
     con = duckdb.connect()
     history.load_extensions(con, root / "extensions")
     con.execute(history.attach_sql(catalog, data, options))
     for sql in statements:
         con.execute(sql)
     con.close()
-    return history.Lake(0, options, catalog, catalog, data, statements, [])
+    return history.Lake(0, options, catalog, catalog.removeprefix("postgres:"), data, statements, [])
 
 
 def extension_rows(lake: history.Lake, sql: str):
@@ -108,5 +114,36 @@ def test_one_bad_table_never_stops_the_daemon(tmp_path):
         assert "data file" in unreadable["main.escapes"]
         lake_sql = (daemon.mnt / "lake.sql").read_text()
         assert "-- cannot be read: main.escapes: data file" in lake_sql
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgres"])
+def test_inlined_text_and_binary_values(tmp_path, request, backend):
+    """Inlined rows are read from the catalog as text: SQLite hands back a BLOB's raw bytes, and
+    PostgreSQL stores BLOB and VARCHAR values as bytea. Each must read back as the extension
+    reads it (they once came back as raw bytes that would not cast, and as `\\x…` hex), online
+    and from the offline mirror (which once could not even find a PostgreSQL lake's snapshots:
+    it held their ids as text)."""
+    dsn = request.getfixturevalue("pg_server").create_database() if backend == "postgres" else None
+    lake = write(tmp_path / "lake", [
+        "CREATE TABLE l.t (b BLOB, s VARCHAR, l VARCHAR[])",
+        "INSERT INTO l.t VALUES (unhex('0cc1ff00'), 'é''x\\', ['a', 'ü']), ('\\xAA'::BLOB, NULL, NULL), "
+        "(''::BLOB, '', []), ('plain'::BLOB, 'a\nb', ['\\x41'])",
+    ], backend=backend, pg_dsn=dsn, inlining_limit=10)
+    query = "SELECT b, s, l FROM main.t ORDER BY b"
+    want = extension_rows(lake, query)
+    daemon = Daemon(tmp_path, lake.warmlake_catalog)
+    try:
+        for online in [True, False]:
+            if not online:
+                daemon.stop()
+                make_unreachable(lake, request.getfixturevalue("pg_server") if dsn else None)
+            daemon.start()
+            assert daemon.status()["offline"] is not online
+            with psycopg.connect(daemon.dsn()) as conn:
+                got = [(bytes(b) if b is not None else None, s, json.loads(l) if isinstance(l, str) else l)
+                       for b, s, l in conn.execute(query).fetchall()]
+            assert got == want, "online" if online else "offline"
     finally:
         daemon.stop()

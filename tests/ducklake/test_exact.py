@@ -29,7 +29,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import history  # noqa: E402
-from conftest import Daemon, require_fuse  # noqa: E402
+from conftest import Daemon, make_unreachable, require_fuse  # noqa: E402
 
 SEEDS_FILE = pathlib.Path(__file__).resolve().parents[2] / "fuzz" / "ducklake-exact.seeds"
 BACKENDS = ["duckdb", "sqlite", "postgres"]
@@ -223,12 +223,6 @@ def check(daemon: Daemon, truth: Truth, encrypted: bool, tally: Tally):
     check_mount(daemon, truth, current, encrypted, tally)
 
 
-def make_unreachable(lake: history.Lake):
-    """Takes the catalog file away, as a laptop losing its drive would."""
-    path = pathlib.Path(lake.warmlake_catalog.removeprefix("sqlite:"))
-    path.rename(path.with_name(path.name + ".gone"))
-
-
 def keep_seed(case):
     SEEDS_FILE.parent.mkdir(exist_ok=True)
     with SEEDS_FILE.open("a") as f:
@@ -251,14 +245,10 @@ def test_warmlake_answers_as_the_extension(case, tmp_path, request):
         daemon.start()
         check(daemon, truth, encrypted, tally)
         daemon.stop()
-        if backend != "postgres":
-            # KNOWN FAILURE, left out until fixed (issue 20's notes): offline, the daemon did not
-            # start from the mirror of a PostgreSQL catalog's lake ("snapshot 10 is not in the
-            # mirror", seed 6 postgres).
-            make_unreachable(lake)
-            daemon.start()
-            assert daemon.status()["offline"], "the restarted daemon serves the mirror"
-            check(daemon, truth, encrypted, tally)
+        make_unreachable(lake, pg)
+        daemon.start()
+        assert daemon.status()["offline"], "the restarted daemon serves the mirror"
+        check(daemon, truth, encrypted, tally)
         print(f"\nlake {case_id(case)}: {len(lake.statements)} statements ({len(lake.refused)} refused by the "
               f"extension), {len(truth.snapshots)} snapshots, {len(truth.tables)} table snapshots "
               f"({len(truth.failed)} the extension cannot read), {tally.compared} reads equal to the extension, "

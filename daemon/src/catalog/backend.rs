@@ -180,7 +180,8 @@ impl Backend for SqliteBackend {
                     S::Null => Value::Null,
                     S::Integer(v) => Value::Int(v),
                     S::Real(v) => Value::Float(v),
-                    S::Text(t) | S::Blob(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    S::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    S::Blob(b) => Value::Bytes(b.to_vec()),
                 });
             }
             if each(&values).is_break() {

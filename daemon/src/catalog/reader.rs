@@ -516,6 +516,7 @@ impl CatalogReader {
 
     fn read_inlined(&self, id: i64, tables: &mut BTreeMap<i64, TableDef>) -> Result<(), CatalogError> {
         if self.features.inlined_data_tables {
+            let types = self.postgres_column_types()?;
             let t = "ducklake_inlined_data_tables";
             let bad = self.malformed(t);
             let entries = self
@@ -536,14 +537,36 @@ impl CatalogReader {
                     continue;
                 }
                 let ids = self.column_ids_at_schema_version(table_id, schema_version)?;
-                let casts: Vec<String> =
-                    stored.iter().map(|c| format!("CAST({} AS VARCHAR)", crate::view_sql::ident(c))).collect();
-                let sql = format!("SELECT {} FROM {name} WHERE {} ORDER BY row_id", casts.join(", "), valid_at(id));
+                let reads: Vec<(String, bool)> = stored
+                    .iter()
+                    .map(|c| {
+                        let id = ids.get(c).copied();
+                        let column = table.columns.iter().find(|col| Some(col.id) == id);
+                        let blob = column.is_some_and(|col| col.ducklake_type.eq_ignore_ascii_case("blob"));
+                        let bytea = types.get(&(name.clone(), c.clone())).is_some_and(|t| t == "bytea");
+                        self.inlined_text(c, blob, bytea)
+                    })
+                    .collect();
+                let selects: Vec<&str> = reads.iter().map(|(sql, _)| sql.as_str()).collect();
+                let sql = format!("SELECT {} FROM {name} WHERE {} ORDER BY row_id", selects.join(", "), valid_at(id));
                 let bad = self.malformed(&name);
                 let rows: Result<Vec<Vec<Option<String>>>, CatalogError> = self
                     .query(&name, &sql)?
                     .iter()
-                    .map(|r| (0..stored.len()).map(|i| r.opt_text(i).map_err(&bad)).collect())
+                    .map(|r| {
+                        reads
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, hex))| {
+                                let text = r.opt_text(i).map_err(&bad)?;
+                                if *hex {
+                                    text.map(|h| blob_literal(&h, i)).transpose().map_err(&bad)
+                                } else {
+                                    Ok(text)
+                                }
+                            })
+                            .collect()
+                    })
                     .collect();
                 let rows = rows?;
                 if rows.is_empty() {
@@ -568,6 +591,38 @@ impl CatalogReader {
             }
         }
         Ok(())
+    }
+
+    /// How a column of an inlined-data table is selected as DuckDB literal text, and whether
+    /// the SQL yields hex digits (turned into `\xHH` escapes by [`blob_literal`]). DuckDB casts
+    /// any value to such text itself. SQLite would hand a BLOB's bytes back as text, so BLOB
+    /// columns are read as they are (bytes read as text are DuckDB's BLOB text; a mirror of a
+    /// DuckDB catalog holds that text already); PostgreSQL catalogs store BLOB and VARCHAR
+    /// values as `bytea` (whose text is hex), read as hex or decoded from UTF-8.
+    fn inlined_text(&self, column: &str, blob: bool, bytea: bool) -> (String, bool) {
+        let c = crate::view_sql::ident(column);
+        match (&self.location, blob) {
+            (CatalogLocation::Sqlite(_), true) => (c, false),
+            (CatalogLocation::Postgres(_), true) if bytea => (format!("encode({c}, 'hex')"), true),
+            (CatalogLocation::Postgres(_), false) if bytea => (format!("convert_from({c}, 'UTF8')"), false),
+            _ => (format!("CAST({c} AS VARCHAR)"), false),
+        }
+    }
+
+    /// `(table, column)` → data type of every column of a PostgreSQL catalog's tables (empty
+    /// for other catalogs, whose values arrive typed): inlined BLOB and VARCHAR values are
+    /// `bytea` there, and every value arrives as text, so readers of the rows need the types.
+    pub(crate) fn postgres_column_types(&self) -> Result<HashMap<(String, String), String>, CatalogError> {
+        if !matches!(self.location, CatalogLocation::Postgres(_)) {
+            return Ok(HashMap::new());
+        }
+        let t = "information_schema.columns";
+        let bad = self.malformed(t);
+        let sql = format!("SELECT table_name, column_name, data_type FROM {t} WHERE table_schema = current_schema()");
+        self.query(t, &sql)?
+            .iter()
+            .map(|r| Ok(((r.text(0).map_err(&bad)?, r.text(1).map_err(&bad)?), r.text(2).map_err(&bad)?)))
+            .collect()
     }
 
     /// Top-level column name → id for a table as it was at a schema version: inlined-data
@@ -629,6 +684,13 @@ impl CatalogReader {
         }
         Ok(out)
     }
+}
+
+/// Hex digits (PostgreSQL's `encode(x, 'hex')`) as DuckDB's BLOB text; `column` is where they
+/// were read, for the error.
+fn blob_literal(hex: &str, column: usize) -> Result<String, RowError> {
+    let bytes = hex::decode(hex).map_err(|_| RowError { column, expected: "hex digits", found: hex.to_string() })?;
+    Ok(super::row::blob_text(&bytes))
 }
 
 fn find_column(columns: &mut [ColumnDef], id: i64) -> Option<&mut ColumnDef> {
@@ -750,6 +812,14 @@ fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_becomes_duckdb_blob_text() {
+        assert_eq!(blob_literal("0cC1ff00", 0).ok().as_deref(), Some("\\x0C\\xC1\\xFF\\x00"));
+        assert_eq!(blob_literal("", 0).ok().as_deref(), Some(""));
+        assert!(blob_literal("abc", 0).is_err());
+        assert!(blob_literal("zz", 0).is_err());
+    }
 
     #[test]
     fn parses_both_partial_file_info_spellings() {

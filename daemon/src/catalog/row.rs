@@ -12,6 +12,18 @@ pub enum Value {
     Float(f64),
     Text(String),
     Bool(bool),
+    /// A SQLite BLOB (inlined BLOB values); read as text, it is DuckDB's BLOB text.
+    Bytes(Vec<u8>),
+}
+
+/// Bytes as DuckDB's BLOB text: every byte written `\xHH`, which `CAST(... AS BLOB)` reads back
+/// exactly (printable bytes too, so no byte is taken for the start of an escape).
+pub fn blob_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 4);
+    for b in bytes {
+        out.push_str(&format!("\\x{b:02X}"));
+    }
+    out
 }
 
 /// A value did not have the shape the reader expected.
@@ -56,6 +68,7 @@ impl Row {
             Value::Int(v) => Ok(Some(v.to_string())),
             Value::Float(v) => Ok(Some(v.to_string())),
             Value::Bool(v) => Ok(Some(v.to_string())),
+            Value::Bytes(b) => Ok(Some(blob_text(b))),
         }
     }
 
