@@ -272,13 +272,14 @@ class Lake:
     refused: list
 
 
-def attach_sql(catalog: str, data: pathlib.Path, options: Options, read_only: bool = False) -> str:
+def attach_sql(catalog: str, data: pathlib.Path, options: Options, at: int | None = None) -> str:
+    """The ATTACH of the lake as `l` for writing, or read only at snapshot `at` as `l<at>`."""
+    if at is not None:
+        return f"ATTACH 'ducklake:{catalog}' AS l{at} (DATA_PATH '{data}/', SNAPSHOT_VERSION {at}, READ_ONLY)"
     opts = [f"DATA_PATH '{data}/'"]
     if options.encrypted:
         opts.append("ENCRYPTED")
     opts.append(f"DATA_INLINING_ROW_LIMIT {options.inlining_limit}")
-    if read_only:
-        opts = [f"DATA_PATH '{data}/'", "READ_ONLY"]
     return f"ATTACH 'ducklake:{catalog}' AS l ({', '.join(opts)})"
 
 

@@ -40,7 +40,7 @@ def write(root: pathlib.Path, statements: list[str], backend: str = "duckdb", pg
 def extension_rows(lake: history.Lake, sql: str):
     con = duckdb.connect()
     history.load_extensions(con, lake.data.parent / "extensions")
-    con.execute(history.attach_sql(lake.catalog, lake.data, lake.options, read_only=True))
+    con.execute(history.attach_sql(lake.catalog, lake.data, lake.options))
     rows = con.execute(sql.replace("FROM ", "FROM l.")).fetchall()
     con.close()
     return rows
