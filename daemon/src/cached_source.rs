@@ -11,7 +11,6 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 
 use crate::cache::{self, Cache, CacheError, ReadOptions};
-use crate::layout::Layout;
 use crate::store::{Priority, Store, StoreError};
 use crate::tree::{ObjectRef, ObjectSource, SourceError};
 
@@ -83,11 +82,6 @@ impl ObjectSource for CachedSource {
                 })
                 .await;
         });
-    }
-
-    fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError> {
-        let target = self.cache_object(object);
-        self.cache.layout_blocking(&target, options(object)).map_err(|e| source_error(object, e))
     }
 
     /// The cached rest of the column chunk (or footer) the read ended in.

@@ -129,6 +129,18 @@ enum SqlFiles {
     Local(String),
 }
 
+/// Why an unmounted local lake gets no SQL socket under a policy that keeps tables or columns
+/// from this machine: its sessions may read the lake's folder (the views do), and there every
+/// file is whole, the denied columns and their footers' statistics included. The mount serves
+/// them redacted.
+const UNMOUNTED_RESTRICTED: &str = "the policy denies tables or columns of this lake, and the SQL socket of an unmounted \
+                                    lake reads the lake's own files, where they are whole: set [mount] path";
+
+/// Whether the policy keeps anything of `current` or `kept` from this machine.
+fn restricts(current: &Governed, kept: &[Governed]) -> bool {
+    std::iter::once(current).chain(kept).any(|g| g.access.restricts())
+}
+
 /// A running daemon (mirror, tree, mount, SQL socket). Dropping it unmounts.
 pub struct Daemon {
     config: Config,
@@ -472,6 +484,12 @@ impl Daemon {
                 return Ok(());
             }
         };
+        let (current, kept) = self.governed_served();
+        if matches!(files, SqlFiles::Local(_)) && restricts(&current, &kept) {
+            tracing::warn!("no SQL socket: {UNMOUNTED_RESTRICTED}");
+            lock(&self.status).sql_unavailable = Some(UNMOUNTED_RESTRICTED.into());
+            return Ok(());
+        }
         let mut sql_config = SqlConfig::new(settings.socket_dir.clone(), vec![readable]);
         sql_config.port = settings.port;
         sql_config.statement_timeout = settings.statement_timeout;
@@ -479,7 +497,6 @@ impl Daemon {
         sql_config.max_connections = settings.max_connections;
         sql_config.spill_dir = Some(self.config.state_dir.join("spill"));
         sql_config.tcp = settings.tcp.clone();
-        let (current, kept) = self.governed_served();
         let lake = Arc::new(self.sql_lake(&files, &current.snapshot, &kept));
         let (tx, rx) = watch::channel(lake);
         let server = self.runtime.block_on(SqlServer::bind(sql_config, rx))?;
@@ -551,6 +568,19 @@ impl Daemon {
         let previous = lock(&self.served).replace((current, kept));
         if let (Some(before), Some(after)) = (previous, lock(&self.served).clone()) {
             self.evict_departed(&before, &after);
+        }
+        let local_sql = lock(&self.sql).as_ref().is_some_and(|sql| matches!(sql.files, SqlFiles::Local(_)));
+        if local_sql
+            && restricts(&governed, &governed_kept)
+            && let Some(sql) = lock(&self.sql).take()
+        {
+            // Its task ends as soon as it sees the cancellation; nothing waits for it here.
+            sql.stop.cancel();
+            tracing::warn!("SQL socket closed: {UNMOUNTED_RESTRICTED}");
+            let mut s = lock(&self.status);
+            s.sql_socket = None;
+            s.sql_tcp = None;
+            s.sql_unavailable = Some(UNMOUNTED_RESTRICTED.into());
         }
         if let Some(sql) = &*lock(&self.sql) {
             let next = Arc::new(self.sql_lake(&sql.files, &governed.snapshot, &governed_kept));

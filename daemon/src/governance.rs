@@ -50,6 +50,12 @@ pub struct Access {
 }
 
 impl Access {
+    /// Whether the policy keeps anything of the lake from this machine: a table, a column, or
+    /// everything. (Read-through alone keeps nothing from being shown.)
+    pub fn restricts(&self) -> bool {
+        self.nothing || !self.hidden.is_empty() || self.rules.values().any(|r| !r.denied_fields.is_empty())
+    }
+
     /// The file rules of `schema.table`, or `None` when it may not be read at all.
     pub fn rules_for(&self, qualified: &str) -> Option<FileRules> {
         if self.nothing || self.hidden.contains(qualified) {

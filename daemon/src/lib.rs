@@ -19,6 +19,7 @@ pub mod mirror;
 pub mod paths;
 pub mod policy_source;
 pub mod prewarm;
+pub mod redact;
 pub mod scheduler;
 pub mod sql;
 pub mod store;

@@ -22,7 +22,8 @@ use warmlake_fuse_mount::{Attr, DirEntry, NodeKind, OpenFile, Tree, TreeError, T
 use crate::catalog::LakeSnapshot;
 use crate::governance::{Access, FileRules, Governed};
 use crate::lake_path::LakeKey;
-use crate::layout::{self, Layout};
+use crate::layout;
+use crate::redact::{Redacted, Redactions};
 use crate::view_sql;
 
 /// An object of the lake, as the tree knows it from the catalog.
@@ -38,7 +39,8 @@ pub struct ObjectRef {
     pub encrypted: bool,
     /// Whether the policy lets its bytes be stored on this machine (else read-through).
     pub store: bool,
-    /// Field ids of columns the policy denies: reads of their column chunks fail with `EACCES`.
+    /// Field ids of columns the policy denies: the file is served redacted ([`crate::redact`]),
+    /// and reads of their column chunks fail with `EACCES`.
     pub denied_fields: Arc<[i32]>,
 }
 
@@ -67,10 +69,6 @@ pub trait ObjectSource: Send + Sync + 'static {
     /// an object with `store == false` must not be written to disk.
     fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError>;
 
-    /// The object's Parquet layout (column chunk ranges by field id), or `None` when it is not
-    /// a Parquet file that can be parsed. Used to refuse reads of denied columns.
-    fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError>;
-
     /// A reader opened one of `objects`, the files of one table folder. Readers of a table read
     /// its files one after another, each from its footer, so a source that fetches may fetch
     /// the others' footers now, in the background and in parallel, rather than a round trip
@@ -89,38 +87,15 @@ pub trait ObjectSource: Send + Sync + 'static {
 /// Reads objects straight from a local data root (a lake on local disk needs no cache).
 pub struct LocalSource {
     root: PathBuf,
-    /// Parsed footers, for files with denied columns.
-    layouts: Mutex<HashMap<LakeKey, Option<Arc<Layout>>>>,
 }
 
 impl LocalSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalSource { root: root.into(), layouts: Mutex::new(HashMap::new()) }
+        LocalSource { root: root.into() }
     }
 }
 
 impl ObjectSource for LocalSource {
-    fn layout(&self, object: &ObjectRef) -> Result<Option<Arc<Layout>>, SourceError> {
-        if let Some(known) = self.layouts.lock().unwrap_or_else(|e| e.into_inner()).get(&object.key) {
-            return Ok(known.clone());
-        }
-        let parsed = if object.encrypted || object.size < layout::FOOTER_TAIL_LEN {
-            None
-        } else {
-            let tail = self.read(object, object.size - layout::FOOTER_TAIL_LEN, layout::FOOTER_TAIL_LEN)?;
-            let meta_len = object.footer_size.map(Ok).unwrap_or_else(|| layout::metadata_len_from_tail(&tail));
-            match meta_len.and_then(|n| layout::footer_range(object.size, n)) {
-                Ok(range) => {
-                    let footer = self.read(object, range.start, range.end - range.start)?;
-                    layout::parse_footer(&footer, object.size).ok().map(Arc::new)
-                }
-                Err(_) => None,
-            }
-        };
-        self.layouts.lock().unwrap_or_else(|e| e.into_inner()).insert(object.key.clone(), parsed.clone());
-        Ok(parsed)
-    }
-
     fn read(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<Vec<u8>, SourceError> {
         use std::os::unix::fs::FileExt as _;
         let path = self.root.join(object.key.as_str());
@@ -178,6 +153,8 @@ pub struct LakeTree {
     /// What the policy in force allows, consulted on every read: a file opened before the
     /// policy tightened obeys the new policy from its next read on.
     access: Arc<RwLock<Arc<Access>>>,
+    /// Files with denied columns as served: rewritten once, for `stat` and every read.
+    redactions: Arc<Redactions>,
     /// Folders whose footers were handed to [`ObjectSource::prefetch_footers`] (held, so a
     /// folder is not mistaken for a new one at the same address); forgotten wholesale past
     /// [`FOOTER_FOLDERS`].
@@ -206,6 +183,7 @@ impl LakeTree {
             })),
             status: RwLock::new(Arc::from("{}\n")),
             access: Arc::new(RwLock::new(Arc::new(Access::default()))),
+            redactions: Arc::new(Redactions::new()),
             footers_asked: Mutex::new(Vec::new()),
         }
     }
@@ -500,7 +478,9 @@ impl Tree for LakeTree {
         let state = self.current();
         match state.node(path) {
             Some(Node::Dir(_)) => Ok(Attr::directory(state.mtime)),
-            Some(Node::Object(o)) => Ok(Attr::file(o.size, state.mtime)),
+            Some(Node::Object(o)) => {
+                Ok(Attr::file(served_size(&*self.source, &self.access, &self.redactions, path, &o), state.mtime))
+            }
             Some(Node::Generated(b)) => Ok(Attr::file(b.len() as u64, state.mtime)),
             Some(Node::Status) => Ok(Attr::file(self.status_text().len() as u64, SystemTime::now())),
             None => Err(TreeError::NotFound { path: path.clone() }),
@@ -535,6 +515,7 @@ impl Tree for LakeTree {
                     object: o,
                     source: Arc::clone(&self.source),
                     access: Arc::clone(&self.access),
+                    redactions: Arc::clone(&self.redactions),
                 }))
             }
             Some(Node::Generated(text)) => Ok(Arc::new(OpenGenerated { text })),
@@ -549,11 +530,12 @@ struct OpenObject {
     object: Arc<ObjectRef>,
     source: Arc<dyn ObjectSource>,
     access: Arc<RwLock<Arc<Access>>>,
+    redactions: Arc<Redactions>,
 }
 
 impl OpenFile for OpenObject {
     fn size(&self) -> u64 {
-        self.object.size
+        served_size(&*self.source, &self.access, &self.redactions, &self.path, &self.object)
     }
 
     /// A file with denied columns is read with direct I/O: the kernel would otherwise widen a
@@ -564,26 +546,40 @@ impl OpenFile for OpenObject {
     }
 
     fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, TreeError> {
-        if offset >= self.object.size {
-            return Ok(Vec::new());
-        }
-        let Some(object) = self.current() else {
+        let Some(object) = governed(&self.access, &self.object) else {
             return Err(TreeError::PermissionDenied {
                 path: self.path.clone(),
                 reason: format!("the policy denies {}", self.object.table),
             });
         };
-        if !object.denied_fields.is_empty() {
-            self.check_allowed(&object, offset, u64::from(len))?;
+        if object.denied_fields.is_empty() {
+            if offset >= object.size {
+                return Ok(Vec::new());
+            }
+            return self.source.read(&object, offset, u64::from(len)).map_err(|e| tree_error(&self.path, &object, e));
         }
-        self.source.read(&object, offset, u64::from(len)).map_err(|e| self.tree_error(e))
+        let served = redaction(&*self.source, &self.redactions, &self.path, &object)?;
+        let range = offset..offset.saturating_add(u64::from(len)).min(served.size());
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Err(denied) = served.check(range.clone()) {
+            tracing::info!(path = %self.path, column = %denied.column, "read of a denied column refused");
+            return Err(TreeError::PermissionDenied {
+                path: self.path.clone(),
+                reason: format!("column {} is denied by the policy", denied.column),
+            });
+        }
+        served.read(range, |part| {
+            self.source.read(&object, part.start, part.end - part.start).map_err(|e| tree_error(&self.path, &object, e))
+        })
     }
 
     /// What the source holds locally after the read, when the policy lets this file's bytes
     /// rest on the machine and denies none of its columns (such a file is read with direct I/O
     /// anyway, and pages of it must not be filled ahead of a check).
     fn read_ahead(&self, offset: u64, len: u32) -> Option<(u64, Vec<u8>)> {
-        let object = self.current()?;
+        let object = governed(&self.access, &self.object)?;
         if !object.store || !object.denied_fields.is_empty() {
             return None;
         }
@@ -592,62 +588,90 @@ impl OpenFile for OpenObject {
     }
 }
 
-impl OpenObject {
-    /// The object under the policy in force now, not the one the file was opened under; `None`
-    /// when the policy now denies its table.
-    fn current(&self) -> Option<std::borrow::Cow<'_, ObjectRef>> {
-        let access = match self.access.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
-        let rules = access.rules_for(&self.object.table)?;
-        Some(if rules.store == self.object.store && rules.denied_fields == self.object.denied_fields {
-            std::borrow::Cow::Borrowed(&*self.object)
-        } else {
-            std::borrow::Cow::Owned(ObjectRef {
-                store: rules.store,
-                denied_fields: rules.denied_fields,
-                ..(*self.object).clone()
-            })
-        })
-    }
+/// `object` under the policy in force now, not the one the tree was published under; `None`
+/// when the policy now denies its table.
+fn governed<'a>(access: &RwLock<Arc<Access>>, object: &'a ObjectRef) -> Option<std::borrow::Cow<'a, ObjectRef>> {
+    let access = match access.read() {
+        Ok(guard) => Arc::clone(&guard),
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    };
+    let rules = access.rules_for(&object.table)?;
+    Some(if rules.store == object.store && rules.denied_fields == object.denied_fields {
+        std::borrow::Cow::Borrowed(object)
+    } else {
+        std::borrow::Cow::Owned(ObjectRef { store: rules.store, denied_fields: rules.denied_fields, ..object.clone() })
+    })
+}
 
-    /// Refuses a read that touches a column chunk of a denied column. A file whose layout
-    /// cannot be known is refused whole: failing closed is the only safe answer.
-    fn check_allowed(&self, object: &ObjectRef, offset: u64, len: u64) -> Result<(), TreeError> {
-        let denied = |reason: String| TreeError::PermissionDenied { path: self.path.clone(), reason };
-        let layout = self.source.layout(object).map_err(|e| self.tree_error(e))?;
-        let Some(layout) = layout else {
-            return Err(denied("the file has a column the policy denies, and its layout cannot be read".into()));
-        };
-        let end = offset.saturating_add(len).min(object.size);
-        // Every chunk is checked, not a binary search: a file whose chunks overlap (malformed,
-        // or hostile) must not slip a denied chunk past the check.
-        let hit = layout.chunks.iter().find(|c| {
-            c.field_id.is_some_and(|id| object.denied_fields.contains(&id))
-                && c.range.start < end
-                && offset < c.range.end
-        });
-        match hit {
-            Some(chunk) => {
-                tracing::info!(path = %self.path, column = %chunk.path, "read of a denied column refused");
-                Err(denied(format!("column {} is denied by the policy", chunk.path)))
-            }
-            None => Ok(()),
+/// The size `object` is served with under the policy in force: its own, or its redaction's
+/// when the policy denies some of its columns. When the redaction cannot be made (the footer
+/// is unreachable or broken), the catalog's size: `stat` and listings keep working, and every
+/// read of the file fails with the reason.
+fn served_size(
+    source: &dyn ObjectSource,
+    access: &RwLock<Arc<Access>>,
+    redactions: &Redactions,
+    path: &TreePath,
+    object: &ObjectRef,
+) -> u64 {
+    let Some(object) = governed(access, object) else { return object.size };
+    if object.denied_fields.is_empty() {
+        return object.size;
+    }
+    match redaction(source, redactions, path, &object) {
+        Ok(served) => served.size(),
+        Err(e) => {
+            tracing::debug!(path = %path, error = %e, "size of a file with denied columns unknown");
+            object.size
         }
     }
+}
 
-    fn tree_error(&self, e: SourceError) -> TreeError {
-        match e {
-            // The catalog lists the file but the store lost it: ENOENT, as a deleted file.
-            SourceError::NotFound { .. } => {
-                tracing::warn!(path = %self.path, key = %self.object.key, "object missing from the store");
-                TreeError::NotFound { path: self.path.clone() }
-            }
-            SourceError::Unavailable { reason, .. } => TreeError::Unavailable { path: self.path.clone(), reason },
-            SourceError::Changed { reason, .. } => TreeError::Changed { path: self.path.clone(), reason },
-            SourceError::Io { source, .. } => TreeError::Io { path: self.path.clone(), source },
+/// `object` as served under its denied columns, rewritten from its footer the first time. A
+/// file whose footer cannot be rewritten (encrypted, malformed) is refused whole: failing
+/// closed is the only safe answer.
+fn redaction(
+    source: &dyn ObjectSource,
+    redactions: &Redactions,
+    path: &TreePath,
+    object: &ObjectRef,
+) -> Result<Arc<Redacted>, TreeError> {
+    let refused = |why: String| TreeError::PermissionDenied {
+        path: path.clone(),
+        reason: format!("the file has a column the policy denies, and {why}"),
+    };
+    redactions.get_or_make(&object.key, &object.denied_fields, || {
+        if object.encrypted {
+            return Err(refused("it is encrypted".into()));
         }
+        let meta_len = match object.footer_size {
+            Some(n) => n,
+            None => {
+                let tail_len = layout::FOOTER_TAIL_LEN.min(object.size);
+                let tail =
+                    source.read(object, object.size - tail_len, tail_len).map_err(|e| tree_error(path, object, e))?;
+                layout::metadata_len_from_tail(&tail).map_err(|e| refused(format!("its footer cannot be read: {e}")))?
+            }
+        };
+        let footer = layout::footer_range(object.size, meta_len)
+            .map_err(|e| refused(format!("its footer cannot be read: {e}")))?;
+        let bytes =
+            source.read(object, footer.start, footer.end - footer.start).map_err(|e| tree_error(path, object, e))?;
+        Redacted::new(&bytes, object.size, &object.denied_fields)
+            .map_err(|e| refused(format!("its footer cannot be rewritten without them: {e}")))
+    })
+}
+
+fn tree_error(path: &TreePath, object: &ObjectRef, e: SourceError) -> TreeError {
+    match e {
+        // The catalog lists the file but the store lost it: ENOENT, as a deleted file.
+        SourceError::NotFound { .. } => {
+            tracing::warn!(path = %path, key = %object.key, "object missing from the store");
+            TreeError::NotFound { path: path.clone() }
+        }
+        SourceError::Unavailable { reason, .. } => TreeError::Unavailable { path: path.clone(), reason },
+        SourceError::Changed { reason, .. } => TreeError::Changed { path: path.clone(), reason },
+        SourceError::Io { source, .. } => TreeError::Io { path: path.clone(), source },
     }
 }
 

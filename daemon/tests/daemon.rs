@@ -229,3 +229,49 @@ fn sql_over_tcp_needs_the_password_and_listens_on_loopback_only() {
     assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("28P01"), "{err}");
     daemon.stop().expect("stop");
 }
+
+/// A lake on local disk served without a mount: its SQL sessions read the lake's own files,
+/// whole, so while the policy denies a column (or a table) there is no socket, and status says
+/// why; a policy that starts denying while it runs closes it.
+#[test]
+fn an_unmounted_local_lake_gets_no_socket_while_the_policy_denies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = LakeSpec { events_rows: 1_000, events_files: 1, ..LakeSpec::default() };
+    let lake = generate::generate(&tmp.path().join("lake"), &spec, &[CatalogKind::Sqlite]).expect("generate");
+    let policy = tmp.path().join("policy.toml");
+    let deny_email = "[[rule]]\nmatch = \"sales.customers\"\ncolumns = [\"email\"]\naction = \"deny\"\n";
+    let read_through = "[[rule]]\nmatch = \"sales.orders\"\naction = \"read-through\"\n";
+    let text = format!(
+        "[lake]\nname = \"local\"\ncatalog = \"sqlite:{}\"\n[state]\ndir = \"{}\"\n[cache]\ndir = \"{}\"\n\
+         [policy]\nfile = \"{}\"\n",
+        lake.catalogs[0].display(),
+        tmp.path().join("state").display(),
+        tmp.path().join("cache").display(),
+        policy.display()
+    );
+    let cfg = Config::parse(&text, &tmp.path().join("config.toml")).expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+
+    std::fs::write(&policy, deny_email).expect("policy");
+    let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("starts");
+    let status = daemon.status();
+    assert!(status.sql_socket.is_none(), "{status:?}");
+    assert!(status.sql_unavailable.as_deref().is_some_and(|w| w.contains("[mount] path")), "{status:?}");
+    daemon.stop().expect("stop");
+
+    // Read-through alone hides nothing: the socket is there. Then a column is denied.
+    std::fs::write(&policy, read_through).expect("policy");
+    let daemon = Daemon::start(cfg, rt.handle().clone()).expect("starts");
+    let socket = daemon.status().sql_socket.expect("a socket while nothing is denied");
+    assert!(socket.exists());
+    std::fs::write(&policy, format!("{read_through}{deny_email}")).expect("tighten");
+    daemon.reload_policy().expect("reload");
+    let status = daemon.status();
+    assert!(status.sql_socket.is_none() && status.sql_unavailable.is_some(), "{status:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!socket.exists(), "the socket is closed");
+    daemon.stop().expect("stop");
+}

@@ -106,10 +106,10 @@ fn sentinels_never_reach_the_disk() {
     assert!(report.tables.contains(&"web.events".to_string()) && report.progress.bytes_fetched > 0, "{report:?}");
 
     // Read everything the mount shows. Files of sales.customers hold the denied email column:
-    // reading them whole is refused, but the columns that may be read still work through DuckDB.
-    let (ok, denied) = read_tree(&mnt.join("sales"));
+    // its bytes are never served, but the columns that may be read still work through DuckDB.
+    let (ok, _) = read_tree(&mnt.join("sales"));
     assert!(ok > 0, "orders files read");
-    assert!(denied > 0, "customers files are refused where the email column lies");
+    assert!(!holds(&readable_through_the_mount(&mnt.join("sales")).0, EMAIL), "no email through the mount");
     let (ok, _) = read_tree(&mnt.join("web"));
     assert!(ok > 0);
     let db = duckdb::Connection::open_in_memory().expect("duckdb");
@@ -241,4 +241,216 @@ fn policy_edits_apply_while_running_and_bad_edits_keep_the_last_good() {
     remote.rt.block_on(running).expect("join").expect("daemon stops cleanly");
     let failures = failures.into_inner();
     assert!(failures.is_empty(), "{failures:?}; status: {last_status}");
+}
+
+/// The values of `sales.customers` as the generator writes them (`customers_columns`), written
+/// again by another writer: the `parquet` crate, with four row groups, page indexes (column and
+/// offset index per column) and bloom filters on every column, uncompressed.
+fn customers_by_arrow_rs() -> Vec<u8> {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message duckdb_schema { optional int32 customer_id = 1; optional binary name (STRING) = 2; \
+         optional binary email (STRING) = 3; optional binary region (STRING) = 4; }",
+    )
+    .expect("schema");
+    let props = WriterProperties::builder()
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_bloom_filter_enabled(true)
+        .set_dictionary_enabled(false)
+        .set_data_page_row_count_limit(5)
+        .set_write_batch_size(5)
+        .build();
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema.into(), props.into()).expect("writer");
+    for rows in [0..25, 25..50, 50..75, 75..97] {
+        let ids: Vec<i32> = rows.collect();
+        let defined = vec![1i16; ids.len()];
+        let mut group = writer.next_row_group().expect("row group");
+        let mut col = group.next_column().expect("id").expect("column");
+        col.typed::<Int32Type>().write_batch(&ids, Some(&defined), None).expect("ids");
+        col.close().expect("close");
+        let texts: [fn(i32) -> String; 3] = [
+            |i| format!("Customer {i}"),
+            |i| format!("user{i}@example.com"),
+            |i| ["eu", "us", "apac"][(i % 3) as usize].to_string(),
+        ];
+        for text in texts {
+            let values: Vec<ByteArray> = ids.iter().map(|i| ByteArray::from(text(*i).as_str())).collect();
+            let mut col = group.next_column().expect("next").expect("column");
+            col.typed::<ByteArrayType>().write_batch(&values, Some(&defined), None).expect("values");
+            col.close().expect("close");
+        }
+        group.close().expect("close group");
+    }
+    writer.close().expect("close file");
+    out
+}
+
+/// Everything a reader gets of the files under `dir` through the mount: each file read in
+/// 4 KiB blocks (a block the mount refuses adds nothing) and its footer read as readers do
+/// (the last 8 bytes, then the metadata before them). Returns the bytes and how many blocks
+/// were refused.
+fn readable_through_the_mount(dir: &Path) -> (Vec<u8>, usize) {
+    use std::os::unix::fs::FileExt as _;
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    let (mut got, mut refused) = (Vec::new(), 0);
+    for f in files {
+        let file = std::fs::File::open(&f).expect("open");
+        let size = file.metadata().expect("stat").len();
+        let mut block = vec![0u8; 4096];
+        let mut at = 0;
+        while at < size {
+            match file.read_at(&mut block, at) {
+                Ok(0) => panic!("{}: no bytes at {at} of {size}", f.display()),
+                Ok(n) => got.extend_from_slice(&block[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => refused += 1,
+                Err(e) => panic!("{}: {e}", f.display()),
+            }
+            at += 4096;
+        }
+        if f.extension().is_some_and(|x| x == "parquet") && size >= 12 {
+            let mut tail = [0u8; 8];
+            file.read_exact_at(&mut tail, size - 8).expect("footer tail");
+            assert_eq!(&tail[4..], b"PAR1", "{}", f.display());
+            let meta_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+            let mut footer = vec![0u8; meta_len as usize];
+            file.read_exact_at(&mut footer, size - 8 - meta_len).expect("the footer is readable");
+            got.extend_from_slice(&footer);
+        }
+    }
+    (got, refused)
+}
+
+fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn no_denied_byte_through_the_mount_or_the_socket() {
+    let spec = LakeSpec { events_rows: 2_000, events_files: 1, row_group_rows: 25, plain: true, ..LakeSpec::default() };
+    let Some(remote) = RemoteLake::mounted("no_denied_byte_through_the_mount_or_the_socket", &spec) else { return };
+    // sales.customers written again by arrow-rs (page indexes, bloom filters, four row groups),
+    // in the store and in the catalog's sizes; its rows are the same.
+    let snapshot = remote.snapshot();
+    let customers = snapshot.tables.iter().find(|t| t.name == "customers").expect("customers");
+    let file = &customers.files[0];
+    let original = std::fs::read(remote.lake.data_dir.join(file.key.as_str())).expect("original file");
+    let rewritten = customers_by_arrow_rs();
+    cache_support::upload(&remote.rt, &remote.store, file.key.as_str(), &rewritten);
+    let meta_len = u32::from_le_bytes(rewritten[rewritten.len() - 8..rewritten.len() - 4].try_into().expect("4 bytes"));
+    let db = rusqlite::Connection::open(&remote.lake.catalogs[0]).expect("catalog");
+    let name = file.key.as_str().rsplit('/').next().expect("name");
+    let changed = db
+        .execute(
+            "UPDATE ducklake_data_file SET file_size_bytes = ?1, footer_size = ?2 WHERE path = ?3",
+            rusqlite::params![rewritten.len() as i64, i64::from(meta_len), name],
+        )
+        .expect("update the catalog");
+    assert_eq!(changed, 1);
+    drop(db);
+    // Markers of the denied column are in the new file's footer and page indexes; an allowed
+    // value is too.
+    assert!(holds(&rewritten[rewritten.len() - 8 - meta_len as usize..], EMAIL), "email statistics in the footer");
+    assert!(holds(&original, EMAIL) && holds(&rewritten, b"Customer 1"));
+
+    let policy_file = remote.tmp.path().join("policy.toml");
+    std::fs::write(&policy_file, POLICY).expect("policy");
+    let cfg = remote.config_with(&format!("[policy]\nfile = \"{}\"\n", policy_file.display()));
+    let mnt = remote.mnt();
+    let rt = &remote.rt;
+    let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("daemon starts");
+
+    // The mount: every readable byte of every file, current and kept snapshots.
+    let (bytes, _) = readable_through_the_mount(&mnt);
+    assert!(!holds(&bytes, EMAIL), "a denied value is readable through the mount");
+    assert!(holds(&bytes, b"Customer 0"), "allowed statistics are readable");
+    // The file is served shorter (its new footer), and DuckDB reads its allowed columns, page
+    // indexes and all, as the lake has them.
+    let served = mnt.join("sales/customers").join(&file.name);
+    assert!(std::fs::metadata(&served).expect("stat").len() < rewritten.len() as u64);
+    // A read where an email chunk starts is refused; one that runs into it from before gets
+    // zeros for it.
+    let layout = warmlake_daemon::layout::parse_footer(
+        &rewritten[rewritten.len() - 8 - meta_len as usize..],
+        rewritten.len() as u64,
+    )
+    .expect("layout");
+    let email = layout.chunks_of_field(3).next().expect("an email chunk").range.clone();
+    {
+        use std::os::unix::fs::FileExt as _;
+        let open = std::fs::File::open(&served).expect("open");
+        let mut buf = vec![0u8; 64];
+        let err = open.read_at(&mut buf, email.start).expect_err("a read of the denied column");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        let mut buf = vec![0u8; (email.end - email.start + 32) as usize];
+        open.read_exact_at(&mut buf, email.start - 16).expect("a read running into it");
+        assert_eq!(buf[..16], rewritten[email.start as usize - 16..email.start as usize]);
+        assert!(buf[16..16 + (email.end - email.start) as usize].iter().all(|b| *b == 0));
+    }
+    let local = duckdb::Connection::open_in_memory().expect("duckdb");
+    // As lake.sql does: DuckDB's prefetch would coalesce reads across the email chunks.
+    local.execute_batch("SET disable_parquet_prefetching = true").expect("setting");
+    let rows = |path: &Path| -> String {
+        local
+            .query_row(
+                &format!(
+                    "SELECT string_agg(customer_id || name || region, ',' ORDER BY customer_id) FROM read_parquet('{}')",
+                    path.display()
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .expect("read")
+    };
+    let original_path = remote.lake.data_dir.join(file.key.as_str());
+    assert_eq!(rows(&served), rows(&original_path));
+
+    // The socket: metadata functions, statistics-answered aggregates, bloom probes, errors.
+    let glob = format!("{}/sales/customers/*.parquet", mnt.display());
+    let one = served.display().to_string();
+    for sql in [
+        format!("SELECT string_agg(m::VARCHAR, chr(10)) FROM parquet_metadata('{glob}') m"),
+        format!("SELECT string_agg(m::VARCHAR, chr(10)) FROM parquet_schema('{glob}') m"),
+        format!("SELECT string_agg(m::VARCHAR, chr(10)) FROM parquet_file_metadata('{glob}') m"),
+        format!("SELECT string_agg(m::VARCHAR, chr(10)) FROM parquet_kv_metadata('{glob}') m"),
+        format!(
+            "SELECT string_agg(m::VARCHAR, chr(10)) FROM (EXPLAIN ANALYZE SELECT min(name) FROM read_parquet('{glob}')) m"
+        ),
+        format!("SELECT min(email) FROM read_parquet('{glob}')"),
+        format!("SELECT max(email) FROM read_parquet('{glob}')"),
+        format!("SELECT count(*) FROM read_parquet('{glob}') WHERE email = 'user1@example.com'"),
+        format!("SELECT string_agg(email, ',') FROM read_parquet('{glob}')"),
+        format!("SELECT content FROM read_blob('{one}')"),
+        format!("SELECT content FROM read_text('{one}')"),
+        "SELECT string_agg(c::VARCHAR, ',') FROM (SELECT * FROM sales.customers) c".to_string(),
+    ] {
+        let answer = match sql_value(rt, &cfg, &sql) {
+            Ok(v) => v.unwrap_or_default(),
+            Err(e) => e,
+        };
+        assert!(!holds(answer.as_bytes(), EMAIL), "{sql}: {answer}");
+    }
+    let stats =
+        sql_value(rt, &cfg, &format!("SELECT string_agg(m::VARCHAR, chr(10)) FROM parquet_metadata('{glob}') m"))
+            .expect("parquet_metadata")
+            .unwrap_or_default();
+    assert!(stats.contains("Customer 0"), "allowed statistics are kept: {stats}");
+    let excludes = sql_value(
+        rt,
+        &cfg,
+        &format!("SELECT bool_or(bloom_filter_excludes)::VARCHAR FROM parquet_bloom_probe('{one}', 'email', 'nobody@example.com')"),
+    )
+    .expect("bloom probe");
+    assert_eq!(excludes.as_deref(), Some("false"), "no bloom filter of the denied column is left to probe");
+    let excluded = sql_value(
+        rt,
+        &cfg,
+        &format!("SELECT bool_and(bloom_filter_excludes)::VARCHAR FROM parquet_bloom_probe('{one}', 'name', 'nobody')"),
+    )
+    .expect("bloom probe");
+    assert_eq!(excluded.as_deref(), Some("true"), "the allowed columns' bloom filters work");
+    daemon.stop().expect("stop");
 }

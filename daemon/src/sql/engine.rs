@@ -28,7 +28,10 @@ impl Engine {
     /// loading, and a locked configuration, so no session can undo any of it. Parquet reads
     /// are not coalesced across column chunks (`disable_parquet_prefetching`): the files are
     /// local (the mount, or a local folder), and in the mount a chunk of a column the policy
-    /// denies is unreadable, so a read of allowed columns must not reach into it.
+    /// denies is unreadable, so a read of allowed columns must not reach into it. DuckDB keeps
+    /// no copy of the files' bytes or footers (`cache_local_files`, `parquet_metadata_cache`:
+    /// its defaults, pinned): a policy that tightens then leaves nothing to purge in here, and
+    /// every read goes through the mount, which serves what the policy in force allows.
     pub fn open(readable_dirs: &[PathBuf], spill_dir: &Path, memory_limit: Option<&str>) -> Result<Self, SqlError> {
         let conn = Connection::open_in_memory().map_err(SqlError::Engine)?;
         let dirs: Vec<String> = readable_dirs.iter().map(|d| view_sql::literal(&dir_with_slash(d))).collect();
@@ -38,7 +41,9 @@ impl Engine {
              SET autoinstall_known_extensions = false;
              SET autoload_known_extensions = false;
              SET enable_external_access = false;
-             SET disable_parquet_prefetching = true;",
+             SET disable_parquet_prefetching = true;
+             SET cache_local_files = false;
+             SET parquet_metadata_cache = false;",
             spill = view_sql::literal(&dir_with_slash(spill_dir)),
             dirs = dirs.join(", "),
         );
