@@ -358,7 +358,7 @@ impl Daemon {
                         let kept = kept.iter().map(|s| s.snapshot.id).collect();
                         return Err(PrewarmError::SnapshotNotKept { id, kept });
                     };
-                    governance::govern(&policy, at)
+                    governance::govern_kept(&policy, at, &current)
                 }
                 (None, _) => Governed::unrestricted(LakeSnapshot::default()),
             }
@@ -450,14 +450,14 @@ impl Daemon {
             }
         }
         let Some((current, kept)) = served else { return Ok(purged) };
-        let all: Vec<LakeSnapshot> = kept.iter().cloned().chain(std::iter::once(current)).collect();
+        let all: Vec<LakeSnapshot> = kept.iter().cloned().chain(std::iter::once(current.clone())).collect();
         if let Some(mirror) = lock(&self.mirror).as_mut() {
             mirror.scrub(&governance::mirror_scrub(policy, &all))?;
         }
         if let Some(cache) = &self.cache {
             let mut done = std::collections::BTreeSet::new();
             for s in &all {
-                let access = governance::govern(policy, s).access;
+                let access = governance::govern_kept(policy, s, &current).access;
                 for t in &s.tables {
                     let qualified = format!("{}.{}", t.schema, t.name);
                     let storable = access.rules_for(&qualified).is_some_and(|r| r.store);
@@ -538,7 +538,8 @@ impl Daemon {
         let policy = self.policy();
         let served = lock(&self.served).clone();
         let (current, kept) = served.unwrap_or_default();
-        (governance::govern(&policy, &current), kept.iter().map(|k| governance::govern(&policy, k)).collect())
+        let governed_kept = kept.iter().map(|k| governance::govern_kept(&policy, k, &current)).collect();
+        (governance::govern(&policy, &current), governed_kept)
     }
 
     /// Shows `current` and `kept` (read from the catalog or the mirror) under the policy in
@@ -557,7 +558,7 @@ impl Daemon {
         }
         let policy = self.policy();
         let governed = governance::govern(&policy, &current);
-        let governed_kept: Vec<Governed> = kept.iter().map(|k| governance::govern(&policy, k)).collect();
+        let governed_kept: Vec<Governed> = kept.iter().map(|k| governance::govern_kept(&policy, k, &current)).collect();
         self.tree.publish(&governed, &governed_kept);
         // The tree's temporaries (and the snapshots just read) are freed by now.
         crate::heap::release_free_memory();

@@ -32,6 +32,16 @@ pub struct FileRules {
     pub denied_fields: Arc<[i32]>,
 }
 
+impl FileRules {
+    /// What both allow: stored only if both let it be, every field either denies refused.
+    pub fn strictest(&self, other: &FileRules) -> FileRules {
+        let mut denied: Vec<i32> = self.denied_fields.iter().chain(other.denied_fields.iter()).copied().collect();
+        denied.sort_unstable();
+        denied.dedup();
+        FileRules { store: self.store && other.store, denied_fields: denied.into() }
+    }
+}
+
 impl Default for FileRules {
     fn default() -> Self {
         FileRules { store: true, denied_fields: Arc::from(Vec::new()) }
@@ -89,6 +99,23 @@ struct TableDecisions {
     columns: Vec<Action>,
 }
 
+/// The strictest of the decisions for `then` (a table in a kept snapshot, with its names and
+/// tags of that time) and for the same table (by id) in the current snapshot, column by column
+/// (by id): a policy follows a table and its columns whatever they were called or tagged then,
+/// so a column tagged `pii` today is denied in last month's snapshot too, and a table renamed
+/// since is denied under its old name.
+fn decide_kept(policy: &Policy, then: &TableDef, now: Option<&TableDef>) -> TableDecisions {
+    let mut d = decide(policy, then);
+    let Some(now) = now else { return d };
+    let n = decide(policy, now);
+    d.table = d.table.max(n.table);
+    for (c, action) in then.columns.iter().zip(d.columns.iter_mut()) {
+        let current = now.columns.iter().zip(&n.columns).find(|(nc, _)| nc.id == c.id).map(|(_, a)| *a);
+        *action = (*action).max(current.unwrap_or(n.table)).max(d.table);
+    }
+    d
+}
+
 fn decide(policy: &Policy, t: &TableDef) -> TableDecisions {
     let table_tags = tags(&t.tags);
     let tref = TableRef::new(&t.schema, &t.name).with_tags(&table_tags);
@@ -104,8 +131,19 @@ fn decide(policy: &Policy, t: &TableDef) -> TableDecisions {
     TableDecisions { table, columns }
 }
 
-/// Applies `policy` to `snapshot`.
+/// Applies `policy` to `snapshot`, the current one.
 pub fn govern(policy: &Policy, snapshot: &LakeSnapshot) -> Governed {
+    govern_with(policy, snapshot, |t| decide(policy, t))
+}
+
+/// Applies `policy` to `kept`, a snapshot older than `current`: each table as strictly as
+/// itself then or as the same table in `current`, whichever is stricter ([`decide_kept`]).
+pub fn govern_kept(policy: &Policy, kept: &LakeSnapshot, current: &LakeSnapshot) -> Governed {
+    let now: HashMap<i64, &TableDef> = current.tables.iter().map(|t| (t.id, t)).collect();
+    govern_with(policy, kept, |t| decide_kept(policy, t, now.get(&t.id).copied()))
+}
+
+fn govern_with(policy: &Policy, snapshot: &LakeSnapshot, decide: impl Fn(&TableDef) -> TableDecisions) -> Governed {
     let mut shown = snapshot.clone();
     let mut access = Access::default();
     if policy.mode() == Mode::Deny {
@@ -118,7 +156,7 @@ pub fn govern(policy: &Policy, snapshot: &LakeSnapshot) -> Governed {
     }
     shown.tables = Vec::with_capacity(snapshot.tables.len());
     for t in &snapshot.tables {
-        let d = decide(policy, t);
+        let d = decide(t);
         if d.table == Action::Deny {
             access.hidden.insert(format!("{}.{}", t.schema, t.name));
             continue;
@@ -277,6 +315,29 @@ mod tests {
         let scrub = mirror_scrub(&p, &[lake()]);
         assert_eq!(scrub.tables, BTreeSet::from([11]));
         assert_eq!(scrub.columns[&10], BTreeSet::from([2]));
+    }
+
+    #[test]
+    fn kept_snapshots_are_governed_by_what_their_tables_are_now() {
+        // A month ago: email not yet tagged, the ledger called `books`, a column since dropped.
+        let mut then = lake();
+        then.tables[0].columns[1].tags.clear();
+        then.tables[1].name = "books".into();
+        then.tables[0].columns.push(column(3, "ssn", &[]));
+        let p = policy(
+            "[[rule]]\nmatch = \"finance.ledger\"\naction = \"deny\"\n\n\
+             [[rule]]\ntag = { pii = \"true\" }\naction = \"deny\"\n\n\
+             [[rule]]\nmatch = \"crm.customers\"\ncolumns = [\"ssn\"]\naction = \"deny\"\n",
+        );
+        assert_eq!(govern(&p, &then).snapshot.tables.len(), 2, "by its own names and tags, nothing was denied");
+        let g = govern_kept(&p, &then, &lake());
+        let names: Vec<&str> = g.snapshot.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["customers"], "the ledger is denied under its old name");
+        assert!(g.access.rules_for("finance.books").is_none());
+        let customers = &g.snapshot.tables[0];
+        assert_eq!(customers.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["name"]);
+        let rules = g.access.rules_for("crm.customers").expect("shown");
+        assert_eq!(&*rules.denied_fields, &[2, 3], "email by today's tag, ssn by its own name then");
     }
 
     #[test]

@@ -136,6 +136,10 @@ impl Dir {
 /// One published state of the whole tree.
 struct State {
     root: Arc<Dir>,
+    /// The rules of every object in the tree, the strictest of the places it appears in (a
+    /// file in several snapshots may be governed differently in each): what an open file whose
+    /// path left the tree obeys ([`OpenObject::governed`]).
+    rules: HashMap<LakeKey, FileRules>,
     mtime: SystemTime,
     /// The current snapshot's views, which the root `lake.sql` holds after [`READER_SETTINGS`].
     views: Arc<view_sql::Script>,
@@ -148,10 +152,11 @@ struct State {
 pub struct LakeTree {
     mount_root: PathBuf,
     source: Arc<dyn ObjectSource>,
-    state: RwLock<Arc<State>>,
+    /// Shared with open files, which look their path up in it on every read.
+    state: Arc<RwLock<Arc<State>>>,
     status: RwLock<Arc<str>>,
-    /// What the policy in force allows, consulted on every read: a file opened before the
-    /// policy tightened obeys the new policy from its next read on.
+    /// What the policy in force allows for the current snapshot's tables, by name: what an open
+    /// file obeys when its object left the tree altogether ([`OpenObject::governed`]).
     access: Arc<RwLock<Arc<Access>>>,
     /// Files with denied columns as served: rewritten once, for `stat` and every read.
     redactions: Arc<Redactions>,
@@ -175,12 +180,13 @@ impl LakeTree {
         LakeTree {
             mount_root: mount_root.into(),
             source,
-            state: RwLock::new(Arc::new(State {
+            state: Arc::new(RwLock::new(Arc::new(State {
                 root: Arc::new(Dir { entries: Vec::new() }),
+                rules: HashMap::new(),
                 mtime: SystemTime::UNIX_EPOCH,
                 views: Arc::new(view_sql::Script::default()),
                 kept: Vec::new(),
-            })),
+            }))),
             status: RwLock::new(Arc::from("{}\n")),
             access: Arc::new(RwLock::new(Arc::new(Access::default()))),
             redactions: Arc::new(Redactions::new()),
@@ -199,7 +205,8 @@ impl LakeTree {
         b.dir(".snapshots");
         b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(&current.snapshot);
-        let next = Arc::new(State { root: b.finish(), mtime, views, kept: kept.to_vec() });
+        let rules = std::mem::take(&mut b.rules);
+        let next = Arc::new(State { root: b.finish(), rules, mtime, views, kept: kept.to_vec() });
         let access = Arc::new(current.access.clone());
         match self.access.write() {
             Ok(mut guard) => *guard = access,
@@ -254,10 +261,7 @@ impl LakeTree {
     }
 
     fn current(&self) -> Arc<State> {
-        match self.state.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        read_state(&self.state)
     }
 
     /// The first time a file of `folder` is opened, hands the source the folder's files whose
@@ -297,6 +301,13 @@ impl State {
             node = dir.child(segment)?.clone();
         }
         Some(node)
+    }
+}
+
+fn read_state(state: &RwLock<Arc<State>>) -> Arc<State> {
+    match state.read() {
+        Ok(guard) => Arc::clone(&guard),
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
     }
 }
 
@@ -363,13 +374,21 @@ struct Builder {
     mount_root: PathBuf,
     /// Objects built so far, by key: reused when a later snapshot has the same file as is.
     objects: HashMap<LakeKey, Arc<ObjectRef>>,
+    /// Every object's strictest rules so far ([`State::rules`]).
+    rules: HashMap<LakeKey, FileRules>,
     /// Names used so far (file names recur in every snapshot that has the file).
     names: HashSet<Arc<str>>,
 }
 
 impl Builder {
     fn new(mount_root: PathBuf) -> Self {
-        Builder { root: Building::default(), mount_root, objects: HashMap::new(), names: HashSet::new() }
+        Builder {
+            root: Building::default(),
+            mount_root,
+            objects: HashMap::new(),
+            rules: HashMap::new(),
+            names: HashSet::new(),
+        }
     }
 
     fn name(&mut self, name: &str) -> Arc<str> {
@@ -401,6 +420,12 @@ impl Builder {
 
     /// The shared object for `object`: the one built before for the same key if it is equal.
     fn object(&mut self, object: ObjectRef) -> Node {
+        let rules = FileRules { store: object.store, denied_fields: Arc::clone(&object.denied_fields) };
+        let strictest = match self.rules.get(&object.key) {
+            Some(known) => known.strictest(&rules),
+            None => rules,
+        };
+        self.rules.insert(object.key.clone(), strictest);
         if let Some(known) = self.objects.get(&object.key)
             && **known == object
         {
@@ -479,7 +504,7 @@ impl Tree for LakeTree {
         match state.node(path) {
             Some(Node::Dir(_)) => Ok(Attr::directory(state.mtime)),
             Some(Node::Object(o)) => {
-                Ok(Attr::file(served_size(&*self.source, &self.access, &self.redactions, path, &o), state.mtime))
+                Ok(Attr::file(served_size(&*self.source, &self.redactions, path, &o), state.mtime))
             }
             Some(Node::Generated(b)) => Ok(Attr::file(b.len() as u64, state.mtime)),
             Some(Node::Status) => Ok(Attr::file(self.status_text().len() as u64, SystemTime::now())),
@@ -514,6 +539,7 @@ impl Tree for LakeTree {
                     path: path.clone(),
                     object: o,
                     source: Arc::clone(&self.source),
+                    state: Arc::clone(&self.state),
                     access: Arc::clone(&self.access),
                     redactions: Arc::clone(&self.redactions),
                 }))
@@ -529,13 +555,17 @@ struct OpenObject {
     path: TreePath,
     object: Arc<ObjectRef>,
     source: Arc<dyn ObjectSource>,
+    state: Arc<RwLock<Arc<State>>>,
     access: Arc<RwLock<Arc<Access>>>,
     redactions: Arc<Redactions>,
 }
 
 impl OpenFile for OpenObject {
     fn size(&self) -> u64 {
-        served_size(&*self.source, &self.access, &self.redactions, &self.path, &self.object)
+        match self.governed() {
+            Some(object) => served_size(&*self.source, &self.redactions, &self.path, &object),
+            None => self.object.size,
+        }
     }
 
     /// A file with denied columns is read with direct I/O: the kernel would otherwise widen a
@@ -546,7 +576,7 @@ impl OpenFile for OpenObject {
     }
 
     fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, TreeError> {
-        let Some(object) = governed(&self.access, &self.object) else {
+        let Some(object) = self.governed() else {
             return Err(TreeError::PermissionDenied {
                 path: self.path.clone(),
                 reason: format!("the policy denies {}", self.object.table),
@@ -579,7 +609,7 @@ impl OpenFile for OpenObject {
     /// rest on the machine and denies none of its columns (such a file is read with direct I/O
     /// anyway, and pages of it must not be filled ahead of a check).
     fn read_ahead(&self, offset: u64, len: u32) -> Option<(u64, Vec<u8>)> {
-        let object = governed(&self.access, &self.object)?;
+        let object = self.governed()?;
         if !object.store || !object.denied_fields.is_empty() {
             return None;
         }
@@ -588,37 +618,48 @@ impl OpenFile for OpenObject {
     }
 }
 
-/// `object` under the policy in force now, not the one the tree was published under; `None`
-/// when the policy now denies its table.
-fn governed<'a>(access: &RwLock<Arc<Access>>, object: &'a ObjectRef) -> Option<std::borrow::Cow<'a, ObjectRef>> {
-    let access = match access.read() {
-        Ok(guard) => Arc::clone(&guard),
-        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-    };
-    let rules = access.rules_for(&object.table)?;
-    Some(if rules.store == object.store && rules.denied_fields == object.denied_fields {
-        std::borrow::Cow::Borrowed(object)
-    } else {
-        std::borrow::Cow::Owned(ObjectRef { store: rules.store, denied_fields: rules.denied_fields, ..object.clone() })
-    })
+impl OpenObject {
+    /// The file under the policy in force now, not the one it was opened under, so a file
+    /// opened before the policy tightened obeys the new policy from its next read on: its path
+    /// in the tree as published now (each snapshot governed as it is shown), else the strictest
+    /// rules of its object anywhere in the tree, else (it left the tree: a newer snapshot
+    /// replaced it) the rules it was opened with tightened by its table's now. `None` when the
+    /// policy now denies its table.
+    fn governed(&self) -> Option<Arc<ObjectRef>> {
+        let state = read_state(&self.state);
+        if let Some(Node::Object(now)) = state.node(&self.path)
+            && now.key == self.object.key
+        {
+            return Some(now);
+        }
+        let opened = FileRules { store: self.object.store, denied_fields: Arc::clone(&self.object.denied_fields) };
+        let rules = match state.rules.get(&self.object.key) {
+            Some(rules) => rules.clone(),
+            None => {
+                let access = match self.access.read() {
+                    Ok(guard) => Arc::clone(&guard),
+                    Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+                };
+                access.rules_for(&self.object.table)?.strictest(&opened)
+            }
+        };
+        Some(if rules == opened {
+            Arc::clone(&self.object)
+        } else {
+            Arc::new(ObjectRef { store: rules.store, denied_fields: rules.denied_fields, ..(*self.object).clone() })
+        })
+    }
 }
 
-/// The size `object` is served with under the policy in force: its own, or its redaction's
+/// The size `object` (as governed now) is served with: its own, or its redaction's
 /// when the policy denies some of its columns. When the redaction cannot be made (the footer
 /// is unreachable or broken), the catalog's size: `stat` and listings keep working, and every
 /// read of the file fails with the reason.
-fn served_size(
-    source: &dyn ObjectSource,
-    access: &RwLock<Arc<Access>>,
-    redactions: &Redactions,
-    path: &TreePath,
-    object: &ObjectRef,
-) -> u64 {
-    let Some(object) = governed(access, object) else { return object.size };
+fn served_size(source: &dyn ObjectSource, redactions: &Redactions, path: &TreePath, object: &ObjectRef) -> u64 {
     if object.denied_fields.is_empty() {
         return object.size;
     }
-    match redaction(source, redactions, path, &object) {
+    match redaction(source, redactions, path, object) {
         Ok(served) => served.size(),
         Err(e) => {
             tracing::debug!(path = %path, error = %e, "size of a file with denied columns unknown");
