@@ -29,6 +29,7 @@ mod encode;
 mod engine;
 mod error;
 mod handler;
+mod numeric;
 mod params;
 mod pg_compat;
 mod reply;

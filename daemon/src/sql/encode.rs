@@ -19,7 +19,6 @@ use pgwire::api::Type;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::messages::data::DataRow;
 use postgres_types::ToSql;
-use rust_decimal::Decimal;
 
 /// The PostgreSQL type a DuckDB column is announced as. Nested values (lists, structs, maps,
 /// unions) travel as JSON text; types PostgreSQL has no match for travel as `text`.
@@ -79,12 +78,45 @@ pub struct Column {
     pub name: String,
     pub pg_type: Type,
     pub format: FieldFormat,
+    /// PostgreSQL's `atttypmod`: a `numeric`'s precision and scale, else -1 (none). ADBC and
+    /// JDBC clients take a decimal's scale from it.
+    pub type_modifier: i32,
 }
 
 impl Column {
-    /// The column as a RowDescription announces it.
+    /// A result column of DuckDB's `logical` type, which reaches Arrow as `arrow`.
+    pub fn of(name: String, logical: LogicalTypeId, arrow: &DataType, format: FieldFormat) -> Column {
+        let type_modifier = match arrow {
+            DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) if *scale >= 0 => {
+                ((i32::from(*precision) << 16) | i32::from(*scale)) + 4
+            }
+            _ => -1,
+        };
+        Column { name, pg_type: pg_type(logical, arrow), format, type_modifier }
+    }
+
+    /// A text column (of a reply warmlake makes itself).
+    pub fn text(name: &str) -> Column {
+        Column { name: name.to_owned(), pg_type: Type::TEXT, format: FieldFormat::Text, type_modifier: -1 }
+    }
+
+    /// The column as a RowDescription announces it, with PostgreSQL's `typlen` and `atttypmod`.
     pub fn field_info(&self) -> FieldInfo {
         FieldInfo::new(self.name.clone(), None, None, self.pg_type.clone(), self.format)
+            .with_type_size(type_size(&self.pg_type))
+            .with_type_modifier(self.type_modifier)
+    }
+}
+
+/// `pg_type.typlen` of the types results carry (-1: variable length).
+fn type_size(t: &Type) -> i16 {
+    match *t {
+        Type::BOOL => 1,
+        Type::INT2 => 2,
+        Type::INT4 | Type::FLOAT4 | Type::DATE => 4,
+        Type::INT8 | Type::FLOAT8 | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
+        Type::INTERVAL | Type::UUID => 16,
+        _ => -1,
     }
 }
 
@@ -354,10 +386,12 @@ impl<'a> Renderer<'a> {
             DataType::Decimal128(_, scale) => {
                 let v = a.as_primitive::<Decimal128Type>().value(row);
                 let scale = u32::try_from(*scale).map_err(|_| "negative decimal scale")?;
-                let d = Decimal::try_from_i128_with_scale(v, scale).map_err(|e| e.to_string())?;
-                to_sql(&d, &Type::NUMERIC, buf)?;
+                super::numeric::write(v, scale, buf);
             }
-            DataType::UInt64 => to_sql(&Decimal::from(a.as_primitive::<UInt64Type>().value(row)), &Type::NUMERIC, buf)?,
+            DataType::UInt64 => {
+                let v = i128::from(a.as_primitive::<UInt64Type>().value(row));
+                super::numeric::write(v, 0, buf);
+            }
             DataType::Interval(IntervalUnit::MonthDayNano) => to_sql(&interval(a, row), &Type::INTERVAL, buf)?,
             // text and json: the binary form is the text itself
             _ if self.pg_type == Type::TEXT || self.pg_type == Type::JSON => self.write_text(row, buf, scratch)?,
@@ -578,7 +612,7 @@ mod tests {
             .schema()
             .fields()
             .iter()
-            .map(|f| Column { name: f.name().clone(), pg_type: pg_type(LogicalTypeId::Invalid, f.data_type()), format })
+            .map(|f| Column::of(f.name().clone(), LogicalTypeId::Invalid, f.data_type(), format))
             .collect();
         let frames = encode_batch(batch, &columns).expect("encode");
         assert_eq!(frames.rows, batch.num_rows());
@@ -706,7 +740,7 @@ mod tests {
             ("b", Arc::new(StringArray::from(vec![""])) as ArrayRef),
         ])
         .expect("batch");
-        let column = |name: &str| Column { name: name.into(), pg_type: Type::TEXT, format: FieldFormat::Text };
+        let column = Column::text;
         let frames = encode_batch(&text, &[column("a"), column("b")]).expect("row");
         assert_eq!(&frames.bytes[..], b"D\0\0\0\x10\0\x02\0\0\0\x02on\0\0\0\0");
         let rows = frames.into_data_rows().expect("rows");

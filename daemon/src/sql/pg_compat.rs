@@ -60,9 +60,63 @@ CREATE MACRO warmlake_pg_attribute() AS TABLE
     FROM system.pg_catalog.pg_attribute a
     JOIN duckdb_columns() c ON a.attrelid = c.table_oid AND a.attnum = c.column_index;
 CREATE MACRO warmlake_pg_type() AS TABLE
-    SELECT * FROM system.pg_catalog.pg_type
-    UNION ALL SELECT * REPLACE (25 AS oid, 'text' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043
-    UNION ALL SELECT * REPLACE (114 AS oid, 'json' AS typname) FROM system.pg_catalog.pg_type WHERE oid = 1043;
+    WITH base(oid, typname, typlen, typbyval, typcategory, typispreferred, typarray, typinput, typoutput,
+              typreceive, typsend, typmodin, typmodout, typalign, typstorage, typcollation) AS (VALUES
+        (16, 'bool', 1, true, 'B', true, 1000, 'boolin', 'boolout', 'boolrecv', 'boolsend', '-', '-', 'c', 'p', 0),
+        (17, 'bytea', -1, false, 'U', false, 1001, 'byteain', 'byteaout', 'bytearecv', 'byteasend', '-', '-', 'i', 'x', 0),
+        (18, 'char', 1, true, 'Z', false, 1002, 'charin', 'charout', 'charrecv', 'charsend', '-', '-', 'c', 'p', 0),
+        (19, 'name', 64, false, 'S', false, 1003, 'namein', 'nameout', 'namerecv', 'namesend', '-', '-', 'c', 'p', 950),
+        (20, 'int8', 8, true, 'N', false, 1016, 'int8in', 'int8out', 'int8recv', 'int8send', '-', '-', 'd', 'p', 0),
+        (21, 'int2', 2, true, 'N', false, 1005, 'int2in', 'int2out', 'int2recv', 'int2send', '-', '-', 's', 'p', 0),
+        (23, 'int4', 4, true, 'N', false, 1007, 'int4in', 'int4out', 'int4recv', 'int4send', '-', '-', 'i', 'p', 0),
+        (25, 'text', -1, false, 'S', true, 1009, 'textin', 'textout', 'textrecv', 'textsend', '-', '-', 'i', 'x', 100),
+        (26, 'oid', 4, true, 'N', false, 1028, 'oidin', 'oidout', 'oidrecv', 'oidsend', '-', '-', 'i', 'p', 0),
+        (114, 'json', -1, false, 'U', false, 199, 'json_in', 'json_out', 'json_recv', 'json_send', '-', '-', 'i', 'x', 0),
+        (700, 'float4', 4, true, 'N', false, 1021, 'float4in', 'float4out', 'float4recv', 'float4send', '-', '-', 'i', 'p', 0),
+        (701, 'float8', 8, true, 'N', true, 1022, 'float8in', 'float8out', 'float8recv', 'float8send', '-', '-', 'd', 'p', 0),
+        (705, 'unknown', -2, false, 'X', false, 0, 'unknownin', 'unknownout', 'unknownrecv', 'unknownsend', '-', '-', 'c', 'p', 0),
+        (1042, 'bpchar', -1, false, 'S', false, 1014, 'bpcharin', 'bpcharout', 'bpcharrecv', 'bpcharsend',
+            'bpchartypmodin', 'bpchartypmodout', 'i', 'x', 100),
+        (1043, 'varchar', -1, false, 'S', false, 1015, 'varcharin', 'varcharout', 'varcharrecv', 'varcharsend',
+            'varchartypmodin', 'varchartypmodout', 'i', 'x', 100),
+        (1082, 'date', 4, true, 'D', false, 1182, 'date_in', 'date_out', 'date_recv', 'date_send', '-', '-', 'i', 'p', 0),
+        (1083, 'time', 8, true, 'D', false, 1183, 'time_in', 'time_out', 'time_recv', 'time_send',
+            'timetypmodin', 'timetypmodout', 'd', 'p', 0),
+        (1114, 'timestamp', 8, true, 'D', false, 1115, 'timestamp_in', 'timestamp_out', 'timestamp_recv',
+            'timestamp_send', 'timestamptypmodin', 'timestamptypmodout', 'd', 'p', 0),
+        (1184, 'timestamptz', 8, true, 'D', true, 1185, 'timestamptz_in', 'timestamptz_out', 'timestamptz_recv',
+            'timestamptz_send', 'timestamptztypmodin', 'timestamptztypmodout', 'd', 'p', 0),
+        (1186, 'interval', 16, false, 'T', true, 1187, 'interval_in', 'interval_out', 'interval_recv', 'interval_send',
+            'intervaltypmodin', 'intervaltypmodout', 'd', 'p', 0),
+        (1266, 'timetz', 12, false, 'D', false, 1270, 'timetz_in', 'timetz_out', 'timetz_recv', 'timetz_send',
+            'timetztypmodin', 'timetztypmodout', 'd', 'p', 0),
+        (1560, 'bit', -1, false, 'V', false, 1561, 'bit_in', 'bit_out', 'bit_recv', 'bit_send',
+            'bittypmodin', 'bittypmodout', 'i', 'x', 0),
+        (1700, 'numeric', -1, false, 'N', false, 1231, 'numeric_in', 'numeric_out', 'numeric_recv', 'numeric_send',
+            'numerictypmodin', 'numerictypmodout', 'i', 'm', 0),
+        (2950, 'uuid', 16, false, 'U', false, 2951, 'uuid_in', 'uuid_out', 'uuid_recv', 'uuid_send', '-', '-', 'c', 'p', 0),
+        (3802, 'jsonb', -1, false, 'U', false, 3807, 'jsonb_in', 'jsonb_out', 'jsonb_recv', 'jsonb_send', '-', '-', 'i', 'x', 0)
+    ),
+    types AS (
+        SELECT oid, typname, typlen, typbyval, 'b' AS typtype, typcategory, typispreferred, '-' AS typsubscript,
+            0 AS typelem, typarray, typinput, typoutput, typreceive, typsend, typmodin, typmodout, typalign,
+            typstorage, typcollation
+        FROM base
+        UNION ALL
+        SELECT typarray, '_' || typname, -1, false, 'b', 'A', false, 'array_subscript_handler', oid, 0, 'array_in',
+            'array_out', 'array_recv', 'array_send', typmodin, typmodout, CASE typalign WHEN 'd' THEN 'd' ELSE 'i' END,
+            'x', typcollation
+        FROM base WHERE typarray <> 0
+    )
+    SELECT oid::BIGINT AS oid, typname,
+        (SELECT oid FROM system.pg_catalog.pg_namespace WHERE nspname = 'pg_catalog') AS typnamespace,
+        10 AS typowner, typlen::SMALLINT AS typlen, typbyval, typtype, typcategory, typispreferred,
+        true AS typisdefined, ',' AS typdelim, 0::BIGINT AS typrelid, typsubscript, typelem::BIGINT AS typelem,
+        typarray::BIGINT AS typarray, typinput, typoutput, typreceive, typsend, typmodin, typmodout,
+        '-' AS typanalyze, typalign, typstorage, false AS typnotnull, 0::BIGINT AS typbasetype,
+        -1 AS typtypmod, 0 AS typndims, typcollation::BIGINT AS typcollation, NULL::VARCHAR AS typdefaultbin,
+        NULL::VARCHAR AS typdefault, NULL::VARCHAR AS typacl
+    FROM types;
 CREATE MACRO to_regtype(regtype_text) AS
     (SELECT max(oid) FROM warmlake_pg_type() WHERE typname = lower(string_split(regtype_text, '.')[-1]));
 CREATE MACRO warmlake_format_type(type_oid, typemod) AS CASE type_oid
@@ -154,6 +208,7 @@ pub fn rewrite(sql: &str) -> String {
         out = out.replace(&format!("OPERATOR(pg_catalog.{op})"), op);
     }
     out = out.replace(" COLLATE pg_catalog.default", "");
+    out = zero_regprocs(&out);
     // psql's \dt: lake tables are views
     out = out.replace("c.relkind IN ('r','p','')", "c.relkind IN ('r','p','v','')");
     // DuckDB's fails on PostgreSQL's settings (SQLAlchemy asks for default_table_access_method)
@@ -263,6 +318,39 @@ fn rename_catalog_names(sql: &str) -> String {
     out
 }
 
+/// `pg_type`'s function columns (PostgreSQL's `regproc`), which warmlake_pg_type() holds as the
+/// functions' names.
+const REGPROC_COLUMNS: &[&str] =
+    &["typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze", "typsubscript"];
+
+/// `typreceive != 0` and the like (ADBC's type lookup, `typsend = 0`): a `regproc` that is zero
+/// prints as `-`, which is what the names-as-text columns hold for it.
+fn zero_regprocs(sql: &str) -> String {
+    let mut out = sql.to_owned();
+    for column in REGPROC_COLUMNS {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(column) {
+            let at = from + found;
+            let end = at + column.len();
+            from = end;
+            if at > 0 && is_ident(out.as_bytes()[at - 1]) || out.as_bytes().get(end).is_some_and(|b| is_ident(*b)) {
+                continue;
+            }
+            let rest = &out[end..];
+            let after_ws = rest.trim_start();
+            let Some(op) = ["<>", "!=", "="].into_iter().find(|op| after_ws.starts_with(op)) else { continue };
+            let value = after_ws[op.len()..].trim_start();
+            if !value.starts_with('0') || value.as_bytes().get(1).is_some_and(|b| is_ident(*b) || *b == b'.') {
+                continue;
+            }
+            let zero_at = out.len() - value.len();
+            out.replace_range(zero_at..zero_at + 1, "'-'");
+            from = zero_at + 3;
+        }
+    }
+    out
+}
+
 /// A `pg_catalog` relation served by a table macro, followed by `rest`: as a qualifier of a
 /// column (`pg_catalog.pg_class.relname`, as SQLAlchemy writes them) the relation's name; else
 /// the macro's call, named after the relation unless the query names it (DuckDB would name it
@@ -309,6 +397,21 @@ fn is_ident(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_regprocs_compare_with_the_dash_they_print_as() {
+        assert_eq!(
+            rewrite(
+                "SELECT oid FROM pg_catalog.pg_type WHERE (typreceive != 0 OR typsend<>0) AND typreceive::TEXT != 'array_recv'"
+            ),
+            "SELECT oid FROM warmlake_pg_type() AS pg_type WHERE (typreceive != '-' OR typsend<>'-') AND \
+             typreceive::TEXT != 'array_recv'"
+        );
+        assert_eq!(
+            zero_regprocs("WHERE typreceive = 0.5 OR mytypsend = 0 OR typsend = 01"),
+            "WHERE typreceive = 0.5 OR mytypsend = 0 OR typsend = 01"
+        );
+    }
 
     #[test]
     fn rewrites_only_catalog_queries() {

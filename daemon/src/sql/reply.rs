@@ -9,9 +9,9 @@ use futures::stream::BoxStream;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::copy::send_copy_out_response;
 use pgwire::api::query::send_execution_response;
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::RowDescription;
@@ -35,7 +35,7 @@ pub struct Rows {
 impl Rows {
     /// A one-row, one-column text result (`SHOW`'s).
     pub fn single_text(name: &str, value: &str) -> Result<Self, QueryError> {
-        let column = Column { name: name.to_owned(), pg_type: Type::TEXT, format: FieldFormat::Text };
+        let column = Column::text(name);
         let batch = RecordBatch::try_from_iter([(name, Arc::new(StringArray::from(vec![value])) as ArrayRef)])
             .map_err(|e| QueryError::Encode(e.to_string()))?;
         let row = encode_batch(&batch, std::slice::from_ref(&column)).map_err(QueryError::Encode)?;

@@ -304,13 +304,13 @@ fn run(conn: &Connection, job: &Job, began: impl Fn()) -> Result<(), QueryError>
         .fields()
         .iter()
         .enumerate()
-        .map(|(i, f)| Column {
-            name: f.name().clone(),
-            pg_type: encode::pg_type(logical.get(i).copied().unwrap_or(LogicalTypeId::Invalid), f.data_type()),
-            format: match &job.answer {
+        .map(|(i, f)| {
+            let format = match &job.answer {
                 Answer::Rows(formats) | Answer::Columns(formats) => formats.get(i),
                 Answer::Batches => FieldFormat::Text,
-            },
+            };
+            let logical = logical.get(i).copied().unwrap_or(LogicalTypeId::Invalid);
+            Column::of(f.name().clone(), logical, f.data_type(), format)
         })
         .collect();
     if job.reply.blocking_send(Event::Columns(columns.clone())).is_err() || describe_only {

@@ -114,8 +114,36 @@ pub async fn serve_unix(
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let wire = Wire { io: MaybeTls::Unix(stream), raw: client.raw_rows() };
     let mut socket = Framed::new(wire, PgWireMessageServerCodec::new(DefaultClient::new(addr, false)));
+    let started_by = Instant::now() + STARTUP_TIMEOUT;
+    match tokio::time::timeout_at(started_by, refuse_encryption(&mut socket)).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) | Err(_) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+    }
     socket.set_state(PgWireConnectionState::AwaitingStartup);
-    serve(socket, client, cancels, Instant::now() + STARTUP_TIMEOUT).await
+    serve(socket, client, cancels, started_by).await
+}
+
+/// Answers a client's SSLRequest and GSSENCRequest with `N`, as a PostgreSQL server without
+/// TLS does on a Unix socket: libpq with `sslmode=prefer` (connectorx's default, Polars'
+/// engine) asks first, then starts up in the clear. `false` when the client went away.
+async fn refuse_encryption(socket: &mut Connection) -> io::Result<bool> {
+    use pgwire::messages::SslNegotiationMetaMessage;
+    use pgwire::messages::response::{GssEncResponse, SslResponse};
+    loop {
+        let answer = match socket.next().await {
+            Some(Ok(PgWireFrontendMessage::SslNegotiation(SslNegotiationMetaMessage::PostgresSsl(_)))) => {
+                PgWireBackendMessage::SslResponse(SslResponse::Refuse)
+            }
+            Some(Ok(PgWireFrontendMessage::SslNegotiation(SslNegotiationMetaMessage::PostgresGss(_)))) => {
+                PgWireBackendMessage::GssEncResponse(GssEncResponse::Refuse)
+            }
+            // A startup or cancel request: nothing was consumed, it is read next.
+            Some(Ok(PgWireFrontendMessage::SslNegotiation(SslNegotiationMetaMessage::None))) => return Ok(true),
+            Some(Ok(_)) | Some(Err(_)) | None => return Ok(false),
+        };
+        socket.send(answer).await?;
+    }
 }
 
 /// Serves a TCP connection with `client` until it ends (TLS is refused: TCP is loopback only).
