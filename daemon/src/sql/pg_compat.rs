@@ -18,8 +18,9 @@ CREATE MACRO version() AS 'PostgreSQL 16.0 (warmlake ' || '{warmlake}' || ', Duc
     || (SELECT library_version FROM pragma_version()) || ')';
 CREATE MACRO warmlake_pg_get_userbyid(id) AS current_user;
 CREATE MACRO warmlake_pg_get_serial_sequence(table_name, column_name) AS NULL::VARCHAR;
-CREATE MACRO warmlake_current_setting(setting_name) AS
-    (SELECT max(value) FROM duckdb_settings() WHERE name = setting_name);
+CREATE MACRO warmlake_current_setting(setting_name) AS coalesce(
+    (SELECT max(v) FROM (VALUES {defaults}) d(k, v) WHERE k = lower(setting_name)),
+    (SELECT max(value) FROM duckdb_settings() WHERE name = setting_name));
 CREATE MACRO warmlake_pg_get_indexdef(index_oid) AS NULL::VARCHAR,
     (index_oid, column_no, pretty) AS NULL::VARCHAR;
 CREATE MACRO json_build_object(k1, v1) AS json_object(k1::VARCHAR, v1),
@@ -193,13 +194,18 @@ const CASTS: &[(&str, &str)] = &[
 
 /// The macros with this build's version filled in.
 pub fn macros() -> String {
-    MACROS.replace("{warmlake}", env!("CARGO_PKG_VERSION"))
+    let defaults: Vec<String> = super::settings::DEFAULTS
+        .iter()
+        .map(|(k, v)| format!("({}, {})", crate::view_sql::literal(k), crate::view_sql::literal(v)))
+        .collect();
+    MACROS.replace("{warmlake}", env!("CARGO_PKG_VERSION")).replace("{defaults}", &defaults.join(", "))
 }
 
-/// Rewrites a catalog query (one naming `pg_catalog` or casting to a `reg*` type, as
-/// psycopg's type lookup does) into something DuckDB runs; other queries are returned as is.
+/// Rewrites a catalog query (one naming `pg_catalog`, casting to a `reg*` type, as psycopg's
+/// type lookup does, or asking `current_setting()`) into something DuckDB runs; other queries
+/// are returned as is.
 pub fn rewrite(sql: &str) -> String {
-    if !sql.contains("pg_catalog") && !sql.contains("::reg") {
+    if !sql.contains("pg_catalog") && !sql.contains("::reg") && !sql.contains("current_setting(") {
         return sql.to_owned();
     }
     let mut out = rename_catalog_names(sql);
@@ -452,6 +458,11 @@ mod tests {
         assert_eq!(
             rewrite(q),
             "SELECT warmlake_current_setting($1), warmlake_pg_get_indexdef(i.indexrelid, 1, true) FROM warmlake_pg_index() i"
+        );
+        // without a catalog name in the query too (a driver asking the server's version)
+        assert_eq!(
+            rewrite("SELECT current_setting('server_version_num')"),
+            "SELECT warmlake_current_setting('server_version_num')"
         );
     }
 

@@ -11,8 +11,8 @@ use super::error::QueryError;
 /// The PostgreSQL version announced to clients (drivers pick their catalog queries by it).
 pub const SERVER_VERSION: &str = "16.0";
 
-/// What `SHOW` answers for settings nobody has set.
-const DEFAULTS: &[(&str, &str)] = &[
+/// What `SHOW` (and `current_setting()`) answers for settings nobody has set.
+pub const DEFAULTS: &[(&str, &str)] = &[
     ("server_version", SERVER_VERSION),
     ("server_version_num", "160000"),
     ("server_encoding", "UTF8"),
