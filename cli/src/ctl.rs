@@ -107,6 +107,14 @@ fn render_status(s: &Value) -> String {
         out += &format!("error     last refresh failed{offline}: {e}\n");
     }
     out += &format!("data      {}\n", text("data"));
+    if let (Some(mirror), Some(mount)) = (s["mirror"].as_str(), s["mount"].as_str()) {
+        // The mirror is a DuckLake catalog; the mount's .data/ has the files at its paths.
+        out += &format!(
+            "mirror    {mirror}: ATTACH 'ducklake:sqlite:{mirror}' AS lake (DATA_PATH '{}/.data/', \
+             OVERRIDE_DATA_PATH true, READ_ONLY)\n",
+            mount.trim_end_matches('/')
+        );
+    }
     for (table, why) in s["unreadable_tables"].as_object().into_iter().flatten() {
         out += &format!(
             "table     {table} cannot be read (every other table is served): {}\n",

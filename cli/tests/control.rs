@@ -103,6 +103,11 @@ fn status_refresh_evict_metrics_and_policy_reload() {
     let snapshot = s["snapshot"].as_i64().expect("a snapshot");
     assert!(s["last_refresh_unix"].as_u64().is_some(), "{s}");
     assert_eq!(s["mount"].as_str().map(PathBuf::from), lake.mount, "{s}");
+    if let Some(mount) = &lake.mount {
+        // the mirror as a DuckLake catalog over the mount's .data/
+        let attach = format!("DATA_PATH '{}/.data/'", mount.display());
+        assert!(status.out.contains("mirror    ") && status.out.contains(&attach), "{}", status.out);
+    }
     assert!(s["sql_socket"].as_str().is_some_and(|p| p.ends_with(".s.PGSQL.5433")), "{s}");
 
     let refresh = warmlake(&["refresh", "--config", cfg, "--json"]);

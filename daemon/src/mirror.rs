@@ -23,7 +23,7 @@ use crate::catalog::{CatalogError, CatalogLocation, CatalogReader};
 use crate::governance::MirrorScrub;
 
 /// Version of the mirror's own bookkeeping; a mirror written by another version is rebuilt.
-const MIRROR_FORMAT: &str = "2";
+const MIRROR_FORMAT: &str = "3";
 
 /// What went wrong keeping the mirror.
 #[derive(Debug, thiserror::Error)]
@@ -85,63 +85,79 @@ fn sync_kind(table: &str) -> Sync {
     }
 }
 
-/// Columns whose values are not plain integers or text in every backend (UUIDs, timestamps,
-/// inlined values of any type): copied as text, which is how SQLite catalogs hold them.
-fn needs_text_cast(table: &str, column: &str) -> bool {
-    if table.starts_with("ducklake_inlined_data_") && table != "ducklake_inlined_data_tables" {
-        return !matches!(column, "row_id" | "begin_snapshot" | "end_snapshot");
-    }
-    column.ends_with("_uuid") || matches!(column, "snapshot_time" | "schedule_start")
-}
-
-/// How one column is copied into the mirror. DuckDB and SQLite sources hand values over typed,
-/// and the mirror's columns take them as they come. A PostgreSQL source hands every value over
-/// as text, so its integers go into INTEGER columns (where SQLite stores `'10'` as the number
-/// 10: as text, `snapshot_id = 10` would match nothing and `max()` would pick `'9'`), and its
-/// `bytea` values (inlined BLOB and VARCHAR values) are read as hex and stored as the bytes,
-/// which is how a SQLite catalog holds them.
+/// How one column is copied into the mirror, and declared there. The mirror is laid out as the
+/// DuckLake extension lays out a SQLite catalog, so the extension attaches it too: integers and
+/// booleans in `BIGINT` columns, an inlined BLOB column's values as bytes in a `BLOB` column,
+/// everything else as text in `VARCHAR` columns (timestamps, UUIDs, HUGEINTs, doubles, nested
+/// values as DuckDB prints them). A SQLite catalog is copied as it is, declarations included.
+/// (Untyped columns read as BLOB through DuckDB's SQLite scanner, which the extension refuses.)
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ColumnCopy {
-    AsItComes { text_cast: bool },
-    Integer,
-    Bytes,
+    /// As the SQLite source has it, under its declared type.
+    Verbatim(String),
+    /// `BIGINT`: a DuckDB source's integers and booleans come typed; a PostgreSQL one's as
+    /// text (SQLite's INTEGER affinity stores `'10'` as the number 10: as text,
+    /// `snapshot_id = 10` would match nothing and `max()` would pick `'9'`), its booleans cast
+    /// to integers.
+    Integer { cast: bool },
+    /// `BLOB`: bytes; a PostgreSQL `bytea` is read as hex.
+    Bytes { hex: bool },
+    /// `VARCHAR`: the value cast to text; a PostgreSQL `bytea` of an inlined VARCHAR column
+    /// decoded from UTF-8.
+    Text { utf8: bool },
 }
 
 impl ColumnCopy {
-    /// How `column` of `table` in the catalog at `source` is copied; `pg_type` is its data type
-    /// in a PostgreSQL catalog. A SQLite catalog's values are copied as they are: they are what
-    /// the mirror holds (its BLOBs included, which a cast to text would mangle).
-    fn of(source: &CatalogLocation, table: &str, column: &str, pg_type: Option<&String>) -> ColumnCopy {
-        match pg_type.map(String::as_str) {
-            Some("bytea") => ColumnCopy::Bytes,
-            Some("smallint" | "integer" | "bigint") => ColumnCopy::Integer,
-            _ => ColumnCopy::AsItComes {
-                text_cast: !matches!(source, CatalogLocation::Sqlite(_)) && needs_text_cast(table, column),
+    /// How `column` of `table` in the catalog at `source` is copied, given its data type there
+    /// (`source_type`) and, for a column of inlined data, the DuckLake type of the table column
+    /// it holds (a PostgreSQL catalog keeps both BLOB and VARCHAR values as `bytea`).
+    fn of(source: &CatalogLocation, source_type: Option<&str>, inlined_blob: bool) -> ColumnCopy {
+        let t = source_type.unwrap_or_default().to_ascii_lowercase();
+        match source {
+            CatalogLocation::Sqlite(_) => ColumnCopy::Verbatim(source_type.unwrap_or_default().to_owned()),
+            CatalogLocation::Postgres(_) => match t.as_str() {
+                "smallint" | "integer" | "bigint" => ColumnCopy::Integer { cast: false },
+                "boolean" => ColumnCopy::Integer { cast: true },
+                "bytea" if inlined_blob => ColumnCopy::Bytes { hex: true },
+                "bytea" => ColumnCopy::Text { utf8: true },
+                _ => ColumnCopy::Text { utf8: false },
+            },
+            CatalogLocation::DuckDb(_) => match t.as_str() {
+                "boolean" | "tinyint" | "smallint" | "integer" | "bigint" | "utinyint" | "usmallint" | "uinteger" => {
+                    ColumnCopy::Integer { cast: false }
+                }
+                "blob" => ColumnCopy::Bytes { hex: false },
+                _ => ColumnCopy::Text { utf8: false },
             },
         }
     }
 
-    /// The column's type in the mirror's `CREATE TABLE` (none: values keep their own types).
-    fn affinity(&self) -> &'static str {
+    /// The column's type in the mirror's `CREATE TABLE`.
+    fn declared(&self) -> &str {
         match self {
-            ColumnCopy::AsItComes { .. } => "",
-            ColumnCopy::Integer => "INTEGER",
-            ColumnCopy::Bytes => "BLOB",
+            ColumnCopy::Verbatim(t) => t,
+            ColumnCopy::Integer { .. } => "BIGINT",
+            ColumnCopy::Bytes { .. } => "BLOB",
+            ColumnCopy::Text { .. } => "VARCHAR",
         }
     }
 
     /// The column in the SELECT that reads the source.
     fn select(&self, column: &str) -> String {
+        let c = quote(column);
         match self {
-            ColumnCopy::AsItComes { text_cast: true } => format!("CAST({} AS VARCHAR)", quote(column)),
-            ColumnCopy::Bytes => format!("encode({}, 'hex')", quote(column)),
-            ColumnCopy::AsItComes { text_cast: false } | ColumnCopy::Integer => quote(column),
+            ColumnCopy::Verbatim(_) | ColumnCopy::Integer { cast: false } | ColumnCopy::Bytes { hex: false } => c,
+            ColumnCopy::Integer { cast: true } => format!("CAST({c} AS INTEGER)"),
+            ColumnCopy::Bytes { hex: true } => format!("encode({c}, 'hex')"),
+            ColumnCopy::Text { utf8: true } => format!("convert_from({c}, 'UTF8')"),
+            ColumnCopy::Text { utf8: false } => format!("CAST({c} AS VARCHAR)"),
         }
     }
 
     /// The value as SQLite binds it: borrowed (no copy of text per value), but for bytes.
     fn value<'a>(&self, v: &'a Value) -> rusqlite::types::ToSqlOutput<'a> {
         match (self, v) {
-            (ColumnCopy::Bytes, Value::Text(h)) => match hex::decode(h) {
+            (ColumnCopy::Bytes { hex: true }, Value::Text(h)) => match hex::decode(h) {
                 Ok(bytes) => rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Blob(bytes)),
                 Err(_) => to_sqlite(v),
             },
@@ -275,14 +291,21 @@ impl Mirror {
                 tx.execute_batch(&format!("DROP TABLE {}", quote(&t))).map_err(err)?;
             }
         }
-        let pg_types = source.postgres_column_types()?;
+        let blobs = source.inlined_blob_columns()?;
         for (table, columns) in &features.tables {
             let copies: Vec<ColumnCopy> = columns
                 .iter()
-                .map(|c| ColumnCopy::of(source.location(), table, c, pg_types.get(&(table.clone(), c.clone()))))
+                .map(|c| {
+                    let key = (table.clone(), c.clone());
+                    ColumnCopy::of(
+                        source.location(),
+                        features.types.get(&key).map(String::as_str),
+                        blobs.contains(&key),
+                    )
+                })
                 .collect();
             let cols: Vec<String> =
-                columns.iter().zip(&copies).map(|(c, copy)| format!("{} {}", quote(c), copy.affinity())).collect();
+                columns.iter().zip(&copies).map(|(c, copy)| format!("{} {}", quote(c), copy.declared())).collect();
             tx.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {}({})", quote(table), cols.join(", ")))
                 .map_err(err)?;
             let select: Vec<String> = columns.iter().zip(&copies).map(|(c, copy)| copy.select(c)).collect();

@@ -6,6 +6,8 @@
 //! - `lake.sql`: a DuckDB script with one view per table, exact DuckLake semantics, reading
 //!   the files through this mount (`duckdb -init <mount>/lake.sql`);
 //! - `.snapshots/<id>/...`: the same for every kept snapshot;
+//! - `.data/<path>`: every file of those snapshots at its path below the lake's data path,
+//!   for a DuckLake catalog (the mirror) attached with the mount as its data path;
 //! - `.warmlake/status.json`: the daemon's state.
 //!
 //! Everything but file contents comes from the published snapshots, so `ls` and `stat` never
@@ -166,6 +168,9 @@ pub struct LakeTree {
     footers_asked: Mutex<Vec<Arc<Dir>>>,
 }
 
+/// Where the mount shows the lake's files at their paths below the data path ([`Builder::data_folder`]).
+pub const DATA_FOLDER: &str = ".data";
+
 /// Folders remembered as having had their footers prefetched.
 const FOOTER_FOLDERS: usize = 256;
 
@@ -203,6 +208,7 @@ impl LakeTree {
             b.snapshot(&format!(".snapshots/{}", s.snapshot.snapshot.id), s);
         }
         b.dir(".snapshots");
+        b.data_folder();
         b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(&current.snapshot);
         let rules = std::mem::take(&mut b.rules);
@@ -484,6 +490,29 @@ impl Builder {
         let lake_sql: Arc<str> = Arc::from(format!("{READER_SETTINGS}{}", views.text()));
         self.insert(&join(prefix, "lake.sql"), Node::Generated(lake_sql));
         Arc::new(views)
+    }
+
+    /// `.data/<key>`: every object of every published snapshot at its path below the lake's
+    /// data path, as the store lays them out (tables under the folder they were created in,
+    /// delete files beside their data files), under the strictest rules it has anywhere. A
+    /// DuckLake catalog of the lake (the mirror) attaches over it: `DATA_PATH '<mount>/.data/'`.
+    fn data_folder(&mut self) {
+        self.dir(DATA_FOLDER);
+        let objects: Vec<Arc<ObjectRef>> = self.objects.values().cloned().collect();
+        for o in objects {
+            let path = format!("{DATA_FOLDER}/{}", o.key.as_str());
+            let node = match self.rules.get(&o.key) {
+                Some(r) if r.store != o.store || r.denied_fields != o.denied_fields => {
+                    Node::Object(Arc::new(ObjectRef {
+                        store: r.store,
+                        denied_fields: Arc::clone(&r.denied_fields),
+                        ..(*o).clone()
+                    }))
+                }
+                _ => Node::Object(o),
+            };
+            self.insert(&path, node);
+        }
     }
 
     fn finish(self) -> Arc<Dir> {

@@ -159,6 +159,7 @@ class Tally:
     def __init__(self):
         self.compared = 0
         self.unreadable = 0
+        self.mirror_compared = 0
 
 
 def unreadable_error(message: str, schema: str, table: str, encrypted: bool) -> bool:
@@ -222,6 +223,39 @@ def check_mount(daemon: Daemon, truth: Truth, current: int, encrypted: bool, tal
             con.close()
 
 
+def check_mirror(daemon: Daemon, truth: Truth, tally: Tally):
+    """The mirror as a DuckLake catalog the extension attaches, with the mount's `.data/` (the
+    lake's files at their paths below the data path) as its data path: every table at every
+    snapshot as the extension answers from the lake's own catalog."""
+    mirror = daemon.root / "state" / "mirror" / "exact.sqlite"
+    con = duckdb.connect()
+    history.load_extensions(con, daemon.root / "mirror-extensions")
+    by_snapshot = collections.defaultdict(list)
+    for key in truth.tables:
+        by_snapshot[key[0]].append(key)
+    for n, keys in by_snapshot.items():
+        con.execute(f"ATTACH 'ducklake:sqlite:{mirror}' AS m{n} (DATA_PATH '{daemon.mnt}/.data/', OVERRIDE_DATA_PATH true, "
+                    f"SNAPSHOT_VERSION {n}, READ_ONLY)")
+        for key in keys:
+            _, schema, table = key
+            columns, rows, _ = truth.tables[key]
+            where = f"mirror m{n}.{schema}.{table}"
+            source = f'm{n}."{schema}"."{table}"'
+            try:
+                described = con.execute(f"DESCRIBE {source}").fetchall()
+                got = con.execute(f"SELECT * FROM {source}").fetchall()
+            except duckdb.Error as e:
+                raise AssertionError(f"{where}: {e}") from e
+            assert [(r[0], r[1]) for r in described] == columns, f"{where}: columns"
+            want = collections.Counter(canon(list(r)) for r in rows)
+            have = collections.Counter(canon(list(r)) for r in got)
+            assert have == want, f"{where}: rows differ: missing {list((want - have).elements())[:3]}, " \
+                                 f"extra {list((have - want).elements())[:3]}"
+            tally.mirror_compared += 1
+        con.execute(f"DETACH m{n}")
+    con.close()
+
+
 def check(daemon: Daemon, truth: Truth, encrypted: bool, tally: Tally):
     status = daemon.status()
     current, kept = status["snapshot"], set(status["kept_snapshots"])
@@ -256,10 +290,12 @@ def test_warmlake_answers_as_the_extension(case, tmp_path, request):
         daemon.start()
         assert daemon.status()["offline"], "the restarted daemon serves the mirror"
         check(daemon, truth, encrypted, tally)
+        check_mirror(daemon, truth, tally)
         print(f"\nlake {case_id(case)}: {len(lake.statements)} statements ({len(lake.refused)} refused by the "
               f"extension), {len(truth.snapshots)} snapshots, {len(truth.tables)} table snapshots "
               f"({len(truth.failed)} the extension cannot read), {tally.compared} reads equal to the extension, "
-              f"{tally.unreadable} named unreadable (encrypted)")
+              f"{tally.unreadable} named unreadable (encrypted); {tally.mirror_compared} reads through the "
+              f"extension over the mirror equal")
     except BaseException:
         if case not in cases_kept():
             keep_seed(case)

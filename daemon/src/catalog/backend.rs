@@ -3,7 +3,7 @@
 //! A backend runs a SQL query and returns [`Row`]s, and lists the catalog's tables with their
 //! columns in order. The reader never sees a backend's own value types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -44,6 +44,10 @@ impl From<rusqlite::Error> for BackendError {
 /// Tables of a catalog, each with its columns in declaration order.
 pub type TableColumns = BTreeMap<String, Vec<String>>;
 
+/// `(table, column)` → the column's data type as the catalog's database names it (`BIGINT`,
+/// `bytea`, or nothing for an untyped SQLite column).
+pub type ColumnTypes = HashMap<(String, String), String>;
+
 /// What [`Backend::query_each`] calls with each row; `Break` stops the query early.
 pub type RowSink<'a> = &'a mut dyn FnMut(&Row) -> ControlFlow<()>;
 
@@ -62,8 +66,9 @@ pub trait Backend: Send {
         }
         Ok(())
     }
-    /// Every table whose name starts with `ducklake_`, with its columns in order.
-    fn table_columns(&self) -> Result<TableColumns, BackendError>;
+    /// Every table whose name starts with `ducklake_`, with its columns in order, and their
+    /// data types.
+    fn table_columns(&self) -> Result<(TableColumns, ColumnTypes), BackendError>;
 }
 
 /// Every row of `sql`, gathered from a backend that streams them (`query_each`).
@@ -108,6 +113,8 @@ fn duck_value(v: duckdb::types::Value) -> Value {
         D::Float(f) => Value::Float(f.into()),
         D::Double(f) => Value::Float(f),
         D::Text(s) => Value::Text(s),
+        // inlined BLOB values, which the mirror copies as they are
+        D::Blob(b) => Value::Bytes(b),
         // The reader casts everything else to VARCHAR (and types its NULLs: the duckdb crate
         // cannot return a value of the untyped NULL type); a value of another type here
         // is kept visible rather than silently dropped.
@@ -136,9 +143,9 @@ impl Backend for DuckDbBackend {
         Ok(())
     }
 
-    fn table_columns(&self) -> Result<TableColumns, BackendError> {
+    fn table_columns(&self) -> Result<(TableColumns, ColumnTypes), BackendError> {
         let rows = self.query(
-            "SELECT table_name, column_name FROM information_schema.columns \
+            "SELECT table_name, column_name, data_type FROM information_schema.columns \
              WHERE table_name LIKE 'ducklake\\_%' ESCAPE '\\' AND table_catalog = current_database() \
              ORDER BY table_name, ordinal_position",
         )?;
@@ -191,21 +198,25 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    fn table_columns(&self) -> Result<TableColumns, BackendError> {
+    fn table_columns(&self) -> Result<(TableColumns, ColumnTypes), BackendError> {
         let rows = self.query(
-            "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+            "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p \
              WHERE m.type = 'table' AND m.name LIKE 'ducklake\\_%' ESCAPE '\\' ORDER BY m.name, p.cid",
         )?;
         Ok(group_columns(rows))
     }
 }
 
-pub(super) fn group_columns(rows: Vec<Row>) -> TableColumns {
-    let mut out = TableColumns::new();
+/// Rows of `(table, column, data type)` as the tables' columns in order and their types.
+pub(super) fn group_columns(rows: Vec<Row>) -> (TableColumns, ColumnTypes) {
+    let (mut columns, mut types) = (TableColumns::new(), ColumnTypes::new());
     for row in rows {
         if let (Ok(table), Ok(column)) = (row.text(0), row.text(1)) {
-            out.entry(table).or_default().push(column);
+            if let Ok(Some(t)) = row.opt_text(2) {
+                types.insert((table.clone(), column.clone()), t);
+            }
+            columns.entry(table).or_default().push(column);
         }
     }
-    out
+    (columns, types)
 }

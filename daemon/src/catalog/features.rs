@@ -1,6 +1,6 @@
 //! What a particular catalog has, found by probing its tables and columns.
 
-use super::backend::TableColumns;
+use super::backend::{ColumnTypes, TableColumns};
 
 /// DuckLake format versions this build reads. Catalogs are read by probing, so a listed version
 /// with an unusual table layout still works; an unlisted version is refused by name.
@@ -35,11 +35,14 @@ pub struct Features {
     pub snapshot_changes: bool,
     /// Tables named `ducklake_inlined_data_<table>_<schema version>` and their columns.
     pub tables: TableColumns,
+    /// Every column's data type in the catalog's database: a PostgreSQL catalog's inlined BLOB
+    /// and VARCHAR values are `bytea`, and the mirror declares its columns by them.
+    pub types: ColumnTypes,
 }
 
 impl Features {
     /// Derives the features from the catalog's table list; `version` is read separately.
-    pub fn probe(version: String, tables: TableColumns) -> Features {
+    pub fn probe(version: String, tables: TableColumns, types: ColumnTypes) -> Features {
         let has_col = |t: &str, c: &str| tables.get(t).is_some_and(|cols| cols.iter().any(|x| x == c));
         Features {
             metadata_scope: has_col("ducklake_metadata", "scope"),
@@ -55,6 +58,7 @@ impl Features {
             snapshot_changes: tables.contains_key("ducklake_snapshot_changes"),
             version,
             tables,
+            types,
         }
     }
 

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use tokio_postgres::SimpleQueryMessage;
 
-use super::backend::{Backend, BackendError, TableColumns, group_columns};
+use super::backend::{Backend, BackendError, ColumnTypes, TableColumns, group_columns};
 use super::row::{Row, Value};
 
 /// How long connecting (TCP or socket, startup, authentication, session settings) may take when
@@ -215,9 +215,9 @@ impl Backend for PostgresBackend {
         self.client.query(sql)
     }
 
-    fn table_columns(&self) -> Result<TableColumns, BackendError> {
+    fn table_columns(&self) -> Result<(TableColumns, ColumnTypes), BackendError> {
         let rows = self.query(
-            "SELECT table_name, column_name FROM information_schema.columns \
+            "SELECT table_name, column_name, data_type FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name LIKE 'ducklake\\_%' ESCAPE '\\' \
              ORDER BY table_name, ordinal_position",
         )?;

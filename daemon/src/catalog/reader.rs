@@ -1,6 +1,6 @@
 //! Reads snapshots out of a DuckLake catalog.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ impl CatalogReader {
             CatalogLocation::Sqlite(p) => Box::new(SqliteBackend::open(p).map_err(unreachable)?),
             CatalogLocation::Postgres(conn) => Box::new(PostgresBackend::connect(conn).map_err(unreachable)?),
         };
-        let tables = backend.table_columns().map_err(unreachable)?;
+        let (tables, types) = backend.table_columns().map_err(unreachable)?;
         for required in ["ducklake_metadata", "ducklake_snapshot", "ducklake_table", "ducklake_data_file"] {
             if !tables.contains_key(required) {
                 return Err(CatalogError::NotDuckLake {
@@ -57,7 +57,7 @@ impl CatalogReader {
         let mut reader = CatalogReader {
             location: location.clone(),
             backend,
-            features: Features::probe(String::new(), tables),
+            features: Features::probe(String::new(), tables, types),
             data_root: String::new(),
         };
         let meta = reader.global_metadata(scoped)?;
@@ -516,7 +516,7 @@ impl CatalogReader {
 
     fn read_inlined(&self, id: i64, tables: &mut BTreeMap<i64, TableDef>) -> Result<(), CatalogError> {
         if self.features.inlined_data_tables {
-            let types = self.postgres_column_types()?;
+            let types = &self.features.types;
             let t = "ducklake_inlined_data_tables";
             let bad = self.malformed(t);
             let entries = self
@@ -609,20 +609,20 @@ impl CatalogReader {
         }
     }
 
-    /// `(table, column)` → data type of every column of a PostgreSQL catalog's tables (empty
-    /// for other catalogs, whose values arrive typed): inlined BLOB and VARCHAR values are
-    /// `bytea` there, and every value arrives as text, so readers of the rows need the types.
-    pub(crate) fn postgres_column_types(&self) -> Result<HashMap<(String, String), String>, CatalogError> {
-        if !matches!(self.location, CatalogLocation::Postgres(_)) {
-            return Ok(HashMap::new());
+    /// `(inlined data table, column)` of every column of inlined data that holds a BLOB column's
+    /// values (by the DuckLake type of any column of the table that ever had the name). Only a
+    /// PostgreSQL catalog needs telling (it keeps VARCHAR values as `bytea` too): empty for others.
+    pub(crate) fn inlined_blob_columns(&self) -> Result<HashSet<(String, String)>, CatalogError> {
+        if !matches!(self.location, CatalogLocation::Postgres(_)) || !self.features.inlined_data_tables {
+            return Ok(HashSet::new());
         }
-        let t = "information_schema.columns";
+        let t = "ducklake_inlined_data_tables";
         let bad = self.malformed(t);
-        let sql = format!("SELECT table_name, column_name, data_type FROM {t} WHERE table_schema = current_schema()");
-        self.query(t, &sql)?
-            .iter()
-            .map(|r| Ok(((r.text(0).map_err(&bad)?, r.text(1).map_err(&bad)?), r.text(2).map_err(&bad)?)))
-            .collect()
+        let sql = format!(
+            "SELECT i.table_name, c.column_name FROM {t} i JOIN ducklake_column c ON c.table_id = i.table_id \
+             WHERE c.parent_column IS NULL AND lower(c.column_type) = 'blob'"
+        );
+        self.query(t, &sql)?.iter().map(|r| Ok((r.text(0).map_err(&bad)?, r.text(1).map_err(&bad)?))).collect()
     }
 
     /// Top-level column name → id for a table as it was at a schema version: inlined-data
