@@ -77,7 +77,12 @@ def test_pyarrow_reads_a_file_and_its_metadata(lake):
 
 def test_listing_and_stat_come_from_the_catalog(lake):
     mnt = lake["mnt"]
-    assert sorted(p.name for p in mnt.iterdir()) == [".snapshots", ".warmlake", "lake.sql", "main", "sales", "web"]
+    assert sorted(p.name for p in mnt.iterdir()) == [".data", ".snapshots", ".warmlake", "lake.sql", "main", "sales",
+                                                     "web"]
     for f in (mnt / "web/events").glob("*.parquet"):
         assert f.stat().st_size == (lake["data"] / "web/events" / f.name).stat().st_size
         assert oct(f.stat().st_mode & 0o777) == "0o444"
+    # .data: the lake's files at their paths below its data path, delete files beside theirs
+    served = {p.relative_to(mnt / ".data") for p in (mnt / ".data").rglob("*.parquet")}
+    on_disk = {p.relative_to(lake["data"]) for p in lake["data"].rglob("*.parquet")}
+    assert served and served <= on_disk, served - on_disk
