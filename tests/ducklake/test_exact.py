@@ -118,6 +118,13 @@ class Truth:
             con.execute(f"DETACH l{n}")
         con.close()
 
+    def by_snapshot(self) -> dict:
+        """The tables' keys, by snapshot."""
+        out = collections.defaultdict(list)
+        for key in self.tables:
+            out[key[0]].append(key)
+        return out
+
 
 def canon(v):
     """A hashable form of a DuckDB Python value (lists and structs become tuples)."""
@@ -192,10 +199,7 @@ def check_socket(daemon: Daemon, truth: Truth, kept: set, current: int, encrypte
 
 
 def check_mount(daemon: Daemon, truth: Truth, current: int, encrypted: bool, tally: Tally):
-    by_snapshot = collections.defaultdict(list)
-    for key in truth.tables:
-        by_snapshot[key[0]].append(key)
-    for n, keys in by_snapshot.items():
+    for n, keys in truth.by_snapshot().items():
         scripts = [daemon.mnt / ".snapshots" / str(n) / "lake.sql"]
         if n == current:
             scripts.append(daemon.mnt / "lake.sql")
@@ -214,13 +218,18 @@ def check_mount(daemon: Daemon, truth: Truth, current: int, encrypted: bool, tal
                         tally.unreadable += 1
                         continue
                     raise AssertionError(f"{where}: {e}") from e
-                assert [(r[0], r[1]) for r in described] == columns, f"{where}: columns"
-                want = collections.Counter(canon(list(r)) for r in rows)
-                have = collections.Counter(canon(list(r)) for r in got)
-                assert have == want, f"{where}: rows differ: missing {list((want - have).elements())[:3]}, " \
-                                     f"extra {list((have - want).elements())[:3]}"
+                assert_same(where, described, got, columns, rows)
                 tally.compared += 1
             con.close()
+
+
+def assert_same(where: str, described, got, columns, rows):
+    """A table as DuckDB read it (`DESCRIBE`d, then its rows) equals the extension's answer."""
+    assert [(r[0], r[1]) for r in described] == columns, f"{where}: columns"
+    want = collections.Counter(canon(list(r)) for r in rows)
+    have = collections.Counter(canon(list(r)) for r in got)
+    assert have == want, f"{where}: rows differ: missing {list((want - have).elements())[:3]}, " \
+                         f"extra {list((have - want).elements())[:3]}"
 
 
 def check_mirror(daemon: Daemon, truth: Truth, tally: Tally):
@@ -230,10 +239,7 @@ def check_mirror(daemon: Daemon, truth: Truth, tally: Tally):
     mirror = daemon.root / "state" / "mirror" / "exact.sqlite"
     con = duckdb.connect()
     history.load_extensions(con, daemon.root / "mirror-extensions")
-    by_snapshot = collections.defaultdict(list)
-    for key in truth.tables:
-        by_snapshot[key[0]].append(key)
-    for n, keys in by_snapshot.items():
+    for n, keys in truth.by_snapshot().items():
         con.execute(f"ATTACH 'ducklake:sqlite:{mirror}' AS m{n} (DATA_PATH '{daemon.mnt}/.data/', OVERRIDE_DATA_PATH true, "
                     f"SNAPSHOT_VERSION {n}, READ_ONLY)")
         for key in keys:
@@ -246,11 +252,7 @@ def check_mirror(daemon: Daemon, truth: Truth, tally: Tally):
                 got = con.execute(f"SELECT * FROM {source}").fetchall()
             except duckdb.Error as e:
                 raise AssertionError(f"{where}: {e}") from e
-            assert [(r[0], r[1]) for r in described] == columns, f"{where}: columns"
-            want = collections.Counter(canon(list(r)) for r in rows)
-            have = collections.Counter(canon(list(r)) for r in got)
-            assert have == want, f"{where}: rows differ: missing {list((want - have).elements())[:3]}, " \
-                                 f"extra {list((have - want).elements())[:3]}"
+            assert_same(where, described, got, columns, rows)
             tally.mirror_compared += 1
         con.execute(f"DETACH m{n}")
     con.close()

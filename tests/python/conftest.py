@@ -12,6 +12,22 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
 from warmlake_process import mounted, require_fuse, warmlake_bin  # noqa: E402,F401
 
 
+def serve_sql(catalog: pathlib.Path, root: pathlib.Path) -> tuple[subprocess.Popen, pathlib.Path]:
+    """`warmlake serve-sql` on `catalog`, its socket in `root/sock`, once it listens: the server
+    and the socket's folder."""
+    sock = root / "sock"
+    log = open(root / "serve-sql.log", "w")
+    server = subprocess.Popen([warmlake_bin(), "serve-sql", str(catalog), "--socket-dir", str(sock), "--port", "5433"],
+                              stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while not (sock / ".s.PGSQL.5433").exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"serve-sql did not start: {(root / 'serve-sql.log').read_text()}")
+        time.sleep(0.1)
+    return server, sock
+
+
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory):
     """A generated lake (DuckDB catalog) and a running daemon mounting it; yields paths."""

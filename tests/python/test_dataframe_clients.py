@@ -11,15 +11,13 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
-import time
 import urllib.parse
 import uuid
 
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import warmlake_bin
+from conftest import serve_sql
 
 REFERENCE = pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ducklake" / "reference" / "types"
 
@@ -35,16 +33,7 @@ def needed(module: str):
 def types_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("warmlake-clients")
     shutil.copytree(REFERENCE, root / "types")
-    sock = root / "sock"
-    log = open(root / "serve-sql.log", "w")
-    server = subprocess.Popen([warmlake_bin(), "serve-sql", str(root / "types" / "catalog.ducklake"), "--socket-dir",
-                               str(sock), "--port", "5433"], stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while not (sock / ".s.PGSQL.5433").exists():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"serve-sql did not start: {(root / 'serve-sql.log').read_text()}")
-        time.sleep(0.1)
+    server, sock = serve_sql(root / "types" / "catalog.ducklake", root)
     expected = pq.read_table(REFERENCE / "expected" / "main.all_types@3.parquet").to_pylist()
     # the URI a user writes for a Unix socket: the folder, percent-encoded, as the host
     uri = f"postgresql://analyst@{urllib.parse.quote(str(sock), safe='')}:5433/lake"

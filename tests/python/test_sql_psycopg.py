@@ -7,13 +7,12 @@ import decimal
 import os
 import subprocess
 import threading
-import time
 import uuid
 
 import duckdb
 import pytest
 
-from conftest import warmlake_bin
+from conftest import serve_sql, warmlake_bin
 
 psycopg = pytest.importorskip("psycopg") if os.environ.get("CI") != "true" else __import__("psycopg")
 
@@ -24,16 +23,7 @@ def sql_lake(tmp_path_factory):
     lake_dir = root / "lake"
     subprocess.run([warmlake_bin(), "dev", "make-lake", str(lake_dir), "--events-rows", "50000", "--events-files", "2"],
                    check=True, capture_output=True)
-    sock = root / "sock"
-    log = open(root / "serve-sql.log", "w")
-    server = subprocess.Popen([warmlake_bin(), "serve-sql", str(lake_dir / "catalog.ducklake"), "--socket-dir", str(sock),
-                               "--port", "5433"], stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while not (sock / ".s.PGSQL.5433").exists():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"serve-sql did not start: {(root / 'serve-sql.log').read_text()}")
-        time.sleep(0.1)
+    server, sock = serve_sql(lake_dir / "catalog.ducklake", root)
     lake_sql = subprocess.run([warmlake_bin(), "dev", "lake-sql", str(lake_dir / "catalog.ducklake")],
                               check=True, capture_output=True, text=True).stdout
     yield {"dsn": f"host={sock} port=5433 dbname=lake", "sock": sock, "lake_sql": lake_sql}
