@@ -19,7 +19,10 @@ import pytest
 
 from conftest import serve_sql
 
-REFERENCE = pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ducklake" / "reference" / "types"
+# The reference lakes: beside the checkout, or where WARMLAKE_FIXTURES says (as for the Rust tests).
+FIXTURES = pathlib.Path(os.environ.get("WARMLAKE_FIXTURES")
+                        or pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ducklake")
+REFERENCE = FIXTURES / "reference" / "types"
 
 
 def needed(module: str):
