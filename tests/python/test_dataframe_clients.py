@@ -7,6 +7,7 @@ type of the reference `types` lake, compared with the DuckLake extension's own a
 
 import datetime
 import decimal
+import importlib
 import json
 import os
 import pathlib
@@ -28,7 +29,7 @@ REFERENCE = FIXTURES / "reference" / "types"
 def needed(module: str):
     """A client module: on CI it must be there (scripts/test installs it), elsewhere the test skips."""
     if os.environ.get("CI") == "true":
-        return __import__(module)
+        return importlib.import_module(module)
     return pytest.importorskip(module)
 
 
