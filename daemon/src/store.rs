@@ -167,6 +167,9 @@ struct StoreInner {
     store: Arc<dyn ObjectStore>,
     /// The URL's path: object keys are relative to it.
     prefix: Path,
+    /// The folder of a local store (`file://` or a plain path): while it is absent (a drive
+    /// not mounted), a missing object is the store being unreachable, not the object gone.
+    local_root: Option<std::path::PathBuf>,
     requests: Arc<Semaphore>,
     prefetch: Arc<Semaphore>,
 }
@@ -264,8 +267,20 @@ impl Store {
         if let Some((k, _)) = config.options.first() {
             return Err(cfg_err(format!("option {k} does not apply to a local folder")));
         }
-        let local = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| cfg_err(e.to_string()))?;
-        Ok(Self::from_object_store(url, decorate(Arc::new(local)), Path::default(), config))
+        // The folder is not required to exist: a lake on a drive that is not mounted right now is
+        // served from the mirror and the cache, and its reads fail as unreachable (`map_err`).
+        let root = std::path::absolute(dir).map_err(|e| cfg_err(e.to_string()))?;
+        let prefix = Path::from_absolute_path(&root).map_err(|e| cfg_err(e.to_string()))?;
+        let mut store = Self::from_object_store(
+            url,
+            decorate(Arc::new(object_store::local::LocalFileSystem::new())),
+            prefix,
+            config,
+        );
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.local_root = Some(root);
+        }
+        Ok(store)
     }
 
     /// Wraps an existing store (a decorated one in tests, such as [`CountingStore`]). `id`
@@ -283,6 +298,7 @@ impl Store {
                 id: id.trim_end_matches('/').to_string(),
                 store,
                 prefix,
+                local_root: None,
                 requests: Arc::new(Semaphore::new(max)),
                 prefetch: Arc::new(Semaphore::new(prefetch)),
             }),
@@ -345,6 +361,14 @@ impl Store {
         let store = self.inner.id.clone();
         let key = key.to_string();
         match e {
+            object_store::Error::NotFound { .. } if self.inner.local_root.as_ref().is_some_and(|r| !r.is_dir()) => {
+                let folder = self.inner.local_root.as_ref().map(|r| r.display().to_string()).unwrap_or_default();
+                let source = object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("the folder {folder} is not there (a drive that is not mounted?)").into(),
+                };
+                StoreError::Unreachable { store, key, source }
+            }
             object_store::Error::NotFound { .. } => StoreError::NotFound { store, key },
             object_store::Error::Precondition { source, .. } | object_store::Error::NotModified { source, .. } => {
                 StoreError::Changed { store, key, detail: source.to_string() }
@@ -427,6 +451,24 @@ mod tests {
             assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
             assert_eq!(err.errno(), libc::ENOENT);
             assert_eq!(store.head("obj").await.expect("head").0, 10);
+        });
+    }
+
+    #[test]
+    fn a_local_folder_that_is_not_there_is_unreachable_until_it_is() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // a name with a space and a non-ASCII letter, as drives and folders have
+        let dir = tmp.path().join("Lake Drive é");
+        let store = Store::open(&format!("file://{}", dir.display()), &StoreConfig::default()).expect("store");
+        rt().block_on(async {
+            let err = store.get_range("t/obj", 0..1, Priority::Demand).await.expect_err("no folder");
+            assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
+            assert!(err.to_string().contains("is not there"), "{err}");
+            std::fs::create_dir_all(dir.join("t")).expect("the drive comes back");
+            std::fs::write(dir.join("t/obj"), b"0123").expect("write");
+            assert_eq!(&store.get_range("t/obj", 1..3, Priority::Demand).await.expect("get").bytes[..], b"12");
+            let err = store.get_range("t/gone", 0..1, Priority::Demand).await.expect_err("missing");
+            assert!(matches!(err, StoreError::NotFound { .. }), "with the folder there, a missing file is gone: {err}");
         });
     }
 

@@ -151,3 +151,69 @@ fn opening_a_file_prefetches_the_footers_of_its_table() {
     drop(opened);
     daemon.stop().expect("stop");
 }
+
+/// A lake on a drive that is not there right now: its data a `file://` folder and its catalog
+/// beside it, both gone at start (the drive not mounted). The daemon starts from its mirror and
+/// cache, warm files read, a cold one fails with `EIO` (the store unreachable, not the file gone),
+/// and once the folder is back the cold file reads.
+#[test]
+fn a_file_store_that_is_not_there_is_unreachable_and_the_cache_serves() {
+    if !fixtures::fuse_available("a_file_store_that_is_not_there_is_unreachable_and_the_cache_serves") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let drive = tmp.path().join("drive");
+    let spec = LakeSpec { events_rows: 4_000, events_files: 2, ..LakeSpec::default() };
+    let lake = warmlake_daemon::generate::generate(
+        &drive.join("lake"),
+        &spec,
+        &[warmlake_daemon::generate::CatalogKind::Sqlite],
+    )
+    .expect("generate");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let text = format!(
+        "[lake]\nname = \"drive\"\ncatalog = \"sqlite:{}\"\ndata = \"file://{}/\"\n[state]\ndir = \"{}\"\n\
+         [cache]\ndir = \"{}\"\nmin_free_disk = \"0B\"\n[mount]\npath = \"{}\"\n",
+        lake.catalogs[0].display(),
+        lake.data_dir.display(),
+        tmp.path().join("state").display(),
+        tmp.path().join("cache").display(),
+        mnt.display()
+    );
+    let cfg = warmlake_daemon::config::Config::parse(&text, &tmp.path().join("config.toml")).expect("config");
+    let rt = cache_support::runtime();
+    let events = |n: usize| -> std::path::PathBuf {
+        let mut files: Vec<_> = std::fs::read_dir(mnt.join("web/events"))
+            .expect("ls")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect();
+        files.sort();
+        files.swap_remove(n)
+    };
+
+    let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("daemon starts");
+    assert!(daemon.status().cache.is_some(), "a file:// store is read through the cache");
+    let warm = events(0);
+    let warm_bytes = std::fs::read(&warm).expect("read through the cache");
+    daemon.stop().expect("stop");
+
+    // The drive goes away: data folder and catalog with it.
+    let away = tmp.path().join("drive-unmounted");
+    std::fs::rename(&drive, &away).expect("unmount the drive");
+    let daemon = Daemon::start(cfg.clone(), rt.handle().clone()).expect("the daemon starts without its drive");
+    assert!(daemon.status().offline, "served from the mirror");
+    assert_eq!(std::fs::read(&warm).expect("a warm file reads from the cache"), warm_bytes);
+    let cold = events(1);
+    let err = std::fs::read(&cold).expect_err("a cold file cannot be read");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "unreachable, not gone: {err}");
+
+    // The drive is back: the cold file reads.
+    std::fs::rename(&away, &drive).expect("mount the drive again");
+    let bytes = std::fs::read(&cold).expect("the cold file reads once the folder is back");
+    let name = cold.file_name().expect("name");
+    assert_eq!(bytes, std::fs::read(lake.data_dir.join("web/events").join(name)).expect("the file itself"));
+    daemon.stop().expect("stop");
+}
