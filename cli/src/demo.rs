@@ -40,6 +40,25 @@ const SAMPLE_QUERY: &str = "SELECT region, count(*) AS orders, sum(amount) AS re
 const DEMO_POLICY: &str = "# warmlake demo policy: columns tagged pii = true (sales.customers.email) are denied.\n\
     [[rule]]\ntag = { pii = \"true\" }\naction = \"deny\"\nreason = \"personal data stays in the lake\"\n";
 
+/// Whether `program` is found on PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// How to run this binary from a new terminal: `warmlake` when that is what PATH finds, else
+/// its absolute path (after `scripts/demo` it is in the build's target folder).
+fn warmlake_command() -> String {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("warmlake")).find(|p| p.is_file()))
+        .and_then(|p| std::fs::canonicalize(p).ok());
+    match (me, found) {
+        (Some(me), Some(found)) if me == found => "warmlake".to_string(),
+        (Some(me), _) => me.display().to_string(),
+        (None, _) => "warmlake".to_string(),
+    }
+}
+
 fn demo_config(dir: &Path, mount: bool) -> anyhow::Result<Config> {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, DEMO_POLICY).with_context(|| format!("writing {}", policy.display()))?;
@@ -165,22 +184,31 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Lines that run as printed, in a new terminal: `warmlake` by its path unless this binary is
+    // the one on PATH, and the command that installs a missing tool before the line needing it.
+    let warmlake = warmlake_command();
     println!("\nTry next, in another terminal:");
     if let Some(psql) = &psql {
+        if !on_path("psql") {
+            println!("   sudo apt-get install -y postgresql-client   # psql (or your system's package)");
+        }
         println!("   {psql} -c '\\dt'");
     }
     if mounted {
         println!("   ls -l {}/sales/orders", mnt.display());
+        if !on_path("duckdb") {
+            println!("   python3 -m pip install --user duckdb-cli   # the DuckDB CLI, on PATH as duckdb");
+        }
         println!("   duckdb -init {}/lake.sql -c 'SELECT kind, count(*) FROM web.events GROUP BY 1'", mnt.display());
         println!("   cat {}/.warmlake/status.json", mnt.display());
     }
     println!(
-        "   warmlake policy explain sales.customers.email --policy {} --catalog {}",
+        "   {warmlake} policy explain sales.customers.email --policy {} --catalog {}",
         dir.join("policy.toml").display(),
         catalog.display()
     );
-    println!("   warmlake dev query {} 'SELECT * FROM sales.returns'", catalog.display());
-    println!("   warmlake daemon --config {}", config.display());
+    println!("   {warmlake} dev query {} 'SELECT * FROM sales.returns'", catalog.display());
+    println!("   {warmlake} daemon --config {}", config.display());
 
     if !args.no_wait {
         let shutdown = {

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 /// warmlake keeps a DuckLake lake warm on this machine: a local catalog mirror, cached Parquet
 /// column chunks, a read-only folder and a local SQL socket.
 #[derive(Parser)]
-#[command(name = "warmlake", version, about)]
+#[command(name = "warmlake", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WARMLAKE_BUILD"), ")"), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -63,8 +63,8 @@ fn dev_query_reads_inlined_rows_and_reports_bad_catalogs() {
     assert!(err.contains("cannot open DuckLake catalog"), "{err}");
 }
 
-/// The demo as typed in a terminal: it waits with the lake mounted, and Ctrl-C (SIGINT)
-/// unmounts and exits cleanly.
+/// The demo as typed in a terminal: it waits with the lake mounted, every line it says to try
+/// next runs as printed, and Ctrl-C (SIGINT) unmounts and exits cleanly.
 #[test]
 fn demo_waits_mounted_and_ctrl_c_unmounts() {
     use std::io::BufRead as _;
@@ -82,10 +82,29 @@ fn demo_waits_mounted_and_ctrl_c_unmounts() {
         .expect("demo starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let waiting = lines.by_ref().map_while(Result::ok).any(|l| l.contains("Press Ctrl-C"));
+    let mut next_steps = Vec::new();
+    let mut in_next = false;
+    let waiting = lines.by_ref().map_while(Result::ok).any(|l| {
+        in_next |= l.starts_with("Try next");
+        if in_next && l.starts_with("   ") {
+            next_steps.push(l.trim().to_string());
+        }
+        l.contains("Press Ctrl-C")
+    });
     assert!(waiting, "the demo waits for Ctrl-C");
     let mnt = dir.join("mnt");
     assert!(mnt.join("sales/orders").is_dir(), "mounted while waiting");
+    // Each next step runs as printed, in a shell of its own (but the foreground daemon).
+    assert!(next_steps.len() >= 5, "{next_steps:?}");
+    for step in next_steps.iter().filter(|s| !s.contains(" daemon --config ")) {
+        let out = Command::new("sh").args(["-c", step]).output().expect("sh");
+        assert!(
+            out.status.success(),
+            "{step}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
@@ -94,4 +113,13 @@ fn demo_waits_mounted_and_ctrl_c_unmounts() {
     assert!(rest.iter().any(|l| l.contains("the lake is unmounted")), "{rest:?}");
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     assert!(!mountinfo.contains(&*mnt.to_string_lossy()), "still mounted");
+}
+
+/// `--version` names the commit the binary was built from (the tests run from a checkout).
+#[test]
+fn version_names_the_commit() {
+    let (ok, out, _) = warmlake(&["--version"]);
+    assert!(ok);
+    let commit = out.split("commit ").nth(1).map(|s| s.chars().take_while(char::is_ascii_hexdigit).count());
+    assert_eq!(commit, Some(12), "{out}");
 }

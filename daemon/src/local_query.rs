@@ -22,12 +22,12 @@ pub enum QueryError {
 }
 
 /// Runs `sql` against views of every table in `lake` (deletes applied, inlined rows included),
-/// reading the files directly from the lake's local data root.
+/// reading the files directly from the lake's local data root (a folder, or a `file://` store).
 pub fn query_text(lake: &LakeSnapshot, sql: &str) -> Result<TextResult, QueryError> {
-    if lake.data_root.contains("://") {
+    let root = lake.data_root.strip_prefix("file://").unwrap_or(&lake.data_root).to_string();
+    if root.contains("://") {
         return Err(QueryError::NotLocal(lake.data_root.clone()));
     }
-    let root = lake.data_root.clone();
     let script = view_sql::lake_script(lake, &|k| format!("{root}{k}"));
     script_query_text(&script, sql)
 }
