@@ -40,18 +40,21 @@ const SAMPLE_QUERY: &str = "SELECT region, count(*) AS orders, sum(amount) AS re
 const DEMO_POLICY: &str = "# warmlake demo policy: columns tagged pii = true (sales.customers.email) are denied.\n\
     [[rule]]\ntag = { pii = \"true\" }\naction = \"deny\"\nreason = \"personal data stays in the lake\"\n";
 
-/// Whether `program` is found on PATH.
+/// Where PATH finds `program`, if anywhere.
+fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    find_on_path(program).is_some()
 }
 
 /// How to run this binary from a new terminal: `warmlake` when that is what PATH finds, else
 /// its absolute path (after `scripts/demo` it is in the build's target folder).
 fn warmlake_command() -> String {
     let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("warmlake")).find(|p| p.is_file()))
-        .and_then(|p| std::fs::canonicalize(p).ok());
+    let found = find_on_path("warmlake").and_then(|p| std::fs::canonicalize(p).ok());
     match (me, found) {
         (Some(me), Some(found)) if me == found => "warmlake".to_string(),
         (Some(me), _) => me.display().to_string(),

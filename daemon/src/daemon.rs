@@ -538,8 +538,7 @@ impl Daemon {
         let policy = self.policy();
         let served = lock(&self.served).clone();
         let (current, kept) = served.unwrap_or_default();
-        let governed_kept = kept.iter().map(|k| governance::govern_kept(&policy, k, &current)).collect();
-        (governance::govern(&policy, &current), governed_kept)
+        governance::govern_served(&policy, &current, &kept)
     }
 
     /// Shows `current` and `kept` (read from the catalog or the mirror) under the policy in
@@ -557,8 +556,7 @@ impl Daemon {
             s.kept_snapshots = kept.iter().map(|k| k.snapshot.id).collect();
         }
         let policy = self.policy();
-        let governed = governance::govern(&policy, &current);
-        let governed_kept: Vec<Governed> = kept.iter().map(|k| governance::govern_kept(&policy, k, &current)).collect();
+        let (governed, governed_kept) = governance::govern_served(&policy, &current, &kept);
         self.tree.publish(&governed, &governed_kept);
         // The tree's temporaries (and the snapshots just read) are freed by now.
         crate::heap::release_free_memory();

@@ -143,6 +143,12 @@ pub fn govern_kept(policy: &Policy, kept: &LakeSnapshot, current: &LakeSnapshot)
     govern_with(policy, kept, |t| decide_kept(policy, t, now.get(&t.id).copied()))
 }
 
+/// Applies `policy` to what is served: `current`, and each of `kept` by its tables now
+/// ([`govern_kept`]).
+pub fn govern_served(policy: &Policy, current: &LakeSnapshot, kept: &[LakeSnapshot]) -> (Governed, Vec<Governed>) {
+    (govern(policy, current), kept.iter().map(|k| govern_kept(policy, k, current)).collect())
+}
+
 fn govern_with(policy: &Policy, snapshot: &LakeSnapshot, decide: impl Fn(&TableDef) -> TableDecisions) -> Governed {
     let mut shown = snapshot.clone();
     let mut access = Access::default();

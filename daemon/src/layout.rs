@@ -15,7 +15,7 @@
 
 use std::ops::Range;
 
-use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData, ParquetMetaDataReader};
 
 /// Bytes after the metadata: its length (u32 LE) and the magic `PAR1`.
 pub const FOOTER_TAIL_LEN: u64 = 8;
@@ -96,39 +96,57 @@ pub fn metadata_len_from_tail(tail: &[u8]) -> Result<u64, LayoutError> {
     Ok(u64::from(len))
 }
 
-/// Parses a footer (metadata plus the 8-byte tail, exactly the bytes of [`footer_range`]) of a
-/// file of `file_size` bytes.
-pub fn parse_footer(footer: &[u8], file_size: u64) -> Result<Layout, LayoutError> {
+/// Decodes a footer (metadata plus the 8-byte tail, exactly the bytes of [`footer_range`]) of a
+/// file of `file_size` bytes: its metadata, and where the footer lies in the file.
+pub fn decode_footer(footer: &[u8], file_size: u64) -> Result<(ParquetMetaData, Range<u64>), LayoutError> {
     let meta_len = metadata_len_from_tail(footer)?;
     let in_buf = footer.len() as u64 - FOOTER_TAIL_LEN;
     if meta_len != in_buf {
         return Err(LayoutError::FooterSizeMismatch { in_file: meta_len, expected: in_buf });
     }
-    let footer_range = footer_range(file_size, meta_len)?;
-    let meta = ParquetMetaDataReader::decode_metadata(&footer[..in_buf as usize])?;
+    let range = footer_range(file_size, meta_len)?;
+    Ok((ParquetMetaDataReader::decode_metadata(&footer[..in_buf as usize])?, range))
+}
+
+/// The bytes of column chunk `column` of row group `row_group`: from its dictionary page (or
+/// first data page) to its end, which must lie between the leading magic and the footer at
+/// `footer_start`. Some writers store a dictionary offset of 0 when there is none: it is only
+/// trusted when it lies before the first data page.
+pub fn chunk_range(
+    col: &ColumnChunkMetaData,
+    row_group: usize,
+    column: usize,
+    footer_start: u64,
+) -> Result<Range<u64>, LayoutError> {
+    let bad = || LayoutError::BadChunk {
+        row_group,
+        column,
+        start: col.dictionary_page_offset().unwrap_or(col.data_page_offset()),
+        len: col.compressed_size(),
+    };
+    let data = col.data_page_offset();
+    let start = match col.dictionary_page_offset() {
+        Some(d) if d >= 4 && d <= data => d,
+        _ => data,
+    };
+    let start = u64::try_from(start).map_err(|_| bad())?;
+    let len = u64::try_from(col.compressed_size()).map_err(|_| bad())?;
+    let end = start.checked_add(len).ok_or_else(bad)?;
+    if start < 4 || end > footer_start {
+        return Err(bad());
+    }
+    Ok(start..end)
+}
+
+/// Parses a footer (metadata plus the 8-byte tail, exactly the bytes of [`footer_range`]) of a
+/// file of `file_size` bytes.
+pub fn parse_footer(footer: &[u8], file_size: u64) -> Result<Layout, LayoutError> {
+    let (meta, footer_range) = decode_footer(footer, file_size)?;
     let schema = meta.file_metadata().schema_descr();
     let mut chunks = Vec::new();
     for (rg_idx, rg) in meta.row_groups().iter().enumerate() {
         for (col_idx, col) in rg.columns().iter().enumerate() {
-            let bad = || LayoutError::BadChunk {
-                row_group: rg_idx,
-                column: col_idx,
-                start: col.dictionary_page_offset().unwrap_or(col.data_page_offset()),
-                len: col.compressed_size(),
-            };
-            // Some writers store a dictionary offset of 0 when there is none: only trust it
-            // when it lies before the first data page.
-            let data = col.data_page_offset();
-            let start = match col.dictionary_page_offset() {
-                Some(d) if d >= 4 && d <= data => d,
-                _ => data,
-            };
-            let start = u64::try_from(start).map_err(|_| bad())?;
-            let len = u64::try_from(col.compressed_size()).map_err(|_| bad())?;
-            let end = start.checked_add(len).ok_or_else(bad)?;
-            if start < 4 || end > footer_range.start {
-                return Err(bad());
-            }
+            let range = chunk_range(col, rg_idx, col_idx, footer_range.start)?;
             let leaf = schema.column(col_idx);
             let info = leaf.self_type().get_basic_info();
             chunks.push(ColumnChunk {
@@ -136,7 +154,7 @@ pub fn parse_footer(footer: &[u8], file_size: u64) -> Result<Layout, LayoutError
                 column: col_idx,
                 field_id: info.has_id().then(|| info.id()),
                 path: leaf.path().string(),
-                range: start..end,
+                range,
             });
         }
     }

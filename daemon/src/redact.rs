@@ -73,13 +73,8 @@ impl Redacted {
     /// [`layout::footer_range`]'s bytes) of a file of `file_size` bytes for a policy that
     /// denies the columns whose leaves have one of `denied` as field id.
     pub fn new(footer: &[u8], file_size: u64, denied: &[i32]) -> Result<Redacted, RedactError> {
-        let meta_len = layout::metadata_len_from_tail(footer)?;
-        let in_buf = footer.len() as u64 - layout::FOOTER_TAIL_LEN;
-        if meta_len != in_buf {
-            return Err(LayoutError::FooterSizeMismatch { in_file: meta_len, expected: in_buf }.into());
-        }
-        let body_len = layout::footer_range(file_size, meta_len)?.start;
-        let meta = ParquetMetaDataReader::decode_metadata(&footer[..in_buf as usize]).map_err(LayoutError::Parse)?;
+        let (meta, footer_range) = layout::decode_footer(footer, file_size)?;
+        let body_len = footer_range.start;
         let schema = meta.file_metadata().schema_descr_ptr();
         let is_denied = |leaf: usize| {
             let column = schema.column(leaf);
@@ -90,14 +85,15 @@ impl Redacted {
         let mut denied_chunks = Vec::new();
         let mut index_ranges = Vec::new();
         let mut row_groups = Vec::with_capacity(meta.num_row_groups());
-        for rg in meta.row_groups() {
+        for (rg_idx, rg) in meta.row_groups().iter().enumerate() {
             let mut columns = Vec::with_capacity(rg.num_columns());
             for (leaf, col) in rg.columns().iter().enumerate() {
                 if !is_denied(leaf) {
                     columns.push(col.clone());
                     continue;
                 }
-                denied_chunks.push((chunk_range(col), col.column_path().string()));
+                let chunk = layout::chunk_range(col, rg_idx, leaf, body_len)?;
+                denied_chunks.push((chunk, col.column_path().string()));
                 index_ranges.extend(col.column_index_range());
                 index_ranges.extend(col.offset_index_range());
                 if let Some(start) = col.bloom_filter_offset().and_then(|o| u64::try_from(o).ok()) {
@@ -228,18 +224,6 @@ impl Redacted {
     }
 }
 
-/// The chunk's bytes: from its dictionary page (or first data page) on. Some writers store a
-/// dictionary offset of 0 when there is none: it is trusted only before the first data page.
-fn chunk_range(col: &ColumnChunkMetaData) -> Range<u64> {
-    let data = col.data_page_offset();
-    let start = match col.dictionary_page_offset() {
-        Some(d) if d >= 4 && d <= data => d,
-        _ => data,
-    };
-    let start = u64::try_from(start).unwrap_or(0);
-    start..start.saturating_add(u64::try_from(col.compressed_size()).unwrap_or(u64::MAX))
-}
-
 /// A denied column's metadata built afresh with only what places its chunk: an allow-list, so
 /// a field the format grows later is left out rather than carried over.
 fn placement_only(col: &ColumnChunkMetaData) -> Result<ColumnChunkMetaData, RedactError> {
@@ -273,11 +257,13 @@ fn rebuilt(rg: &RowGroupMetaData, columns: Vec<ColumnChunkMetaData>) -> Result<R
 fn blank_ranges(mut ranges: Vec<Range<u64>>, meta: &ParquetMetaData, body_len: u64) -> Vec<Range<u64>> {
     if ranges.iter().any(|r| r.end == u64::MAX) {
         let mut starts: Vec<u64> = Vec::new();
-        for col in meta.row_groups().iter().flat_map(|rg| rg.columns()) {
-            starts.push(chunk_range(col).start);
-            starts.extend(col.column_index_range().map(|r| r.start));
-            starts.extend(col.offset_index_range().map(|r| r.start));
-            starts.extend(col.bloom_filter_offset().and_then(|o| u64::try_from(o).ok()));
+        for (rg_idx, rg) in meta.row_groups().iter().enumerate() {
+            for (leaf, col) in rg.columns().iter().enumerate() {
+                starts.extend(layout::chunk_range(col, rg_idx, leaf, body_len).map(|r| r.start));
+                starts.extend(col.column_index_range().map(|r| r.start));
+                starts.extend(col.offset_index_range().map(|r| r.start));
+                starts.extend(col.bloom_filter_offset().and_then(|o| u64::try_from(o).ok()));
+            }
         }
         starts.sort_unstable();
         for r in ranges.iter_mut().filter(|r| r.end == u64::MAX) {
@@ -305,11 +291,34 @@ pub struct Redactions {
     inner: Mutex<Entries>,
 }
 
+/// One object's redactions, by the denied field ids each was made for.
+type ByPolicy = Vec<(Arc<[i32]>, Arc<Redacted>)>;
+
 #[derive(Default)]
 struct Entries {
-    map: HashMap<(LakeKey, Arc<[i32]>), Arc<Redacted>>,
+    /// By object, then by denied field ids (one set, but while a policy changes): looked up
+    /// with a borrowed key on every read of such a file, so no key is copied there.
+    map: HashMap<LakeKey, ByPolicy>,
+    /// Oldest first, for the budget.
     order: VecDeque<(LakeKey, Arc<[i32]>)>,
     bytes: usize,
+}
+
+impl Entries {
+    fn get(&self, key: &LakeKey, denied: &[i32]) -> Option<&Arc<Redacted>> {
+        self.map.get(key)?.iter().find(|(d, _)| **d == *denied).map(|(_, r)| r)
+    }
+
+    fn remove(&mut self, key: &LakeKey, denied: &[i32]) {
+        let Some(by_policy) = self.map.get_mut(key) else { return };
+        if let Some(i) = by_policy.iter().position(|(d, _)| **d == *denied) {
+            let (_, gone) = by_policy.swap_remove(i);
+            self.bytes -= gone.footer.len();
+        }
+        if by_policy.is_empty() {
+            self.map.remove(key);
+        }
+    }
 }
 
 /// Bytes of redacted footers kept in memory.
@@ -327,22 +336,20 @@ impl Redactions {
         denied: &Arc<[i32]>,
         make: impl FnOnce() -> Result<Redacted, E>,
     ) -> Result<Arc<Redacted>, E> {
-        let id = (key.clone(), Arc::clone(denied));
-        if let Some(known) = self.lock().map.get(&id) {
+        if let Some(known) = self.lock().get(key, denied) {
             return Ok(Arc::clone(known));
         }
         // Made outside the lock: it may fetch the footer from the store.
         let made = Arc::new(make()?);
         let mut entries = self.lock();
-        if entries.map.insert(id.clone(), Arc::clone(&made)).is_none() {
-            entries.order.push_back(id);
+        if entries.get(key, denied).is_none() {
+            entries.map.entry(key.clone()).or_default().push((Arc::clone(denied), Arc::clone(&made)));
+            entries.order.push_back((key.clone(), Arc::clone(denied)));
             entries.bytes += made.footer.len();
         }
         while entries.bytes > REDACTIONS_BUDGET && entries.order.len() > 1 {
-            let Some(oldest) = entries.order.pop_front() else { break };
-            if let Some(gone) = entries.map.remove(&oldest) {
-                entries.bytes -= gone.footer.len();
-            }
+            let Some((oldest, denied)) = entries.order.pop_front() else { break };
+            entries.remove(&oldest, &denied);
         }
         Ok(made)
     }

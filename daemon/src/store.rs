@@ -271,22 +271,24 @@ impl Store {
         // served from the mirror and the cache, and its reads fail as unreachable (`map_err`).
         let root = std::path::absolute(dir).map_err(|e| cfg_err(e.to_string()))?;
         let prefix = Path::from_absolute_path(&root).map_err(|e| cfg_err(e.to_string()))?;
-        let mut store = Self::from_object_store(
-            url,
-            decorate(Arc::new(object_store::local::LocalFileSystem::new())),
-            prefix,
-            config,
-        );
-        if let Some(inner) = Arc::get_mut(&mut store.inner) {
-            inner.local_root = Some(root);
-        }
-        Ok(store)
+        let local = decorate(Arc::new(object_store::local::LocalFileSystem::new()));
+        Ok(Self::build(url, local, prefix, Some(root), config))
     }
 
     /// Wraps an existing store (a decorated one in tests, such as [`CountingStore`]). `id`
     /// names it in cache keys and errors; keys are relative to `prefix`. The config's
     /// [`StoreConfig::decorate`], if any, wraps `store`.
     pub fn from_object_store(id: &str, store: Arc<dyn ObjectStore>, prefix: Path, config: &StoreConfig) -> Store {
+        Self::build(id, store, prefix, None, config)
+    }
+
+    fn build(
+        id: &str,
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        local_root: Option<std::path::PathBuf>,
+        config: &StoreConfig,
+    ) -> Store {
         let store = match &config.decorate {
             Some(decorate) => (decorate.0)(store),
             None => store,
@@ -298,7 +300,7 @@ impl Store {
                 id: id.trim_end_matches('/').to_string(),
                 store,
                 prefix,
-                local_root: None,
+                local_root,
                 requests: Arc::new(Semaphore::new(max)),
                 prefetch: Arc::new(Semaphore::new(prefetch)),
             }),

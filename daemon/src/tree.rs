@@ -138,10 +138,6 @@ impl Dir {
 /// One published state of the whole tree.
 struct State {
     root: Arc<Dir>,
-    /// The rules of every object in the tree, the strictest of the places it appears in (a
-    /// file in several snapshots may be governed differently in each): what an open file whose
-    /// path left the tree obeys ([`OpenObject::governed`]).
-    rules: HashMap<LakeKey, FileRules>,
     mtime: SystemTime,
     /// The current snapshot's views, which the root `lake.sql` holds after [`READER_SETTINGS`].
     views: Arc<view_sql::Script>,
@@ -187,7 +183,6 @@ impl LakeTree {
             source,
             state: Arc::new(RwLock::new(Arc::new(State {
                 root: Arc::new(Dir { entries: Vec::new() }),
-                rules: HashMap::new(),
                 mtime: SystemTime::UNIX_EPOCH,
                 views: Arc::new(view_sql::Script::default()),
                 kept: Vec::new(),
@@ -211,8 +206,7 @@ impl LakeTree {
         b.data_folder();
         b.insert(".warmlake/status.json", Node::Status);
         let mtime = snapshot_time(&current.snapshot);
-        let rules = std::mem::take(&mut b.rules);
-        let next = Arc::new(State { root: b.finish(), rules, mtime, views, kept: kept.to_vec() });
+        let next = Arc::new(State { root: b.finish(), mtime, views, kept: kept.to_vec() });
         let access = Arc::new(current.access.clone());
         match self.access.write() {
             Ok(mut guard) => *guard = access,
@@ -301,8 +295,13 @@ impl LakeTree {
 impl State {
     /// The node at `path`, walking down from the root.
     fn node(&self, path: &TreePath) -> Option<Node> {
+        self.node_at(path.segments())
+    }
+
+    /// The node at the path of these segments.
+    fn node_at<'a>(&self, segments: impl Iterator<Item = &'a str>) -> Option<Node> {
         let mut node = Node::Dir(Arc::clone(&self.root));
-        for segment in path.segments() {
+        for segment in segments {
             let Node::Dir(dir) = &node else { return None };
             node = dir.child(segment)?.clone();
         }
@@ -380,7 +379,7 @@ struct Builder {
     mount_root: PathBuf,
     /// Objects built so far, by key: reused when a later snapshot has the same file as is.
     objects: HashMap<LakeKey, Arc<ObjectRef>>,
-    /// Every object's strictest rules so far ([`State::rules`]).
+    /// Every object's strictest rules so far, which its node in `.data/` gets.
     rules: HashMap<LakeKey, FileRules>,
     /// Names used so far (file names recur in every snapshot that has the file).
     names: HashSet<Arc<str>>,
@@ -650,28 +649,27 @@ impl OpenFile for OpenObject {
 impl OpenObject {
     /// The file under the policy in force now, not the one it was opened under, so a file
     /// opened before the policy tightened obeys the new policy from its next read on: its path
-    /// in the tree as published now (each snapshot governed as it is shown), else the strictest
-    /// rules of its object anywhere in the tree, else (it left the tree: a newer snapshot
-    /// replaced it) the rules it was opened with tightened by its table's now. `None` when the
-    /// policy now denies its table.
+    /// in the tree as published now (each snapshot governed as it is shown), else its node in
+    /// `.data/` (its object's strictest rules anywhere in the tree), else (it left the tree: a
+    /// newer snapshot replaced it) the rules it was opened with tightened by its table's now.
+    /// `None` when the policy now denies its table.
     fn governed(&self) -> Option<Arc<ObjectRef>> {
         let state = read_state(&self.state);
-        if let Some(Node::Object(now)) = state.node(&self.path)
-            && now.key == self.object.key
-        {
-            return Some(now);
+        let key = &self.object.key;
+        // Its path now, else its place in `.data/` (its strictest rules anywhere in the tree).
+        for node in [state.node(&self.path), state.node_at(std::iter::once(DATA_FOLDER).chain(key.segments()))] {
+            if let Some(Node::Object(now)) = node
+                && now.key == *key
+            {
+                return Some(now);
+            }
         }
         let opened = FileRules { store: self.object.store, denied_fields: Arc::clone(&self.object.denied_fields) };
-        let rules = match state.rules.get(&self.object.key) {
-            Some(rules) => rules.clone(),
-            None => {
-                let access = match self.access.read() {
-                    Ok(guard) => Arc::clone(&guard),
-                    Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-                };
-                access.rules_for(&self.object.table)?.strictest(&opened)
-            }
+        let access = match self.access.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         };
+        let rules = access.rules_for(&self.object.table)?.strictest(&opened);
         Some(if rules == opened {
             Arc::clone(&self.object)
         } else {

@@ -1,10 +1,13 @@
 """What both Python suites (tests/python, tests/ducklake) need to run the real binary: where it
-is, whether FUSE is here (on CI its absence is a failure, never a skip), and whether a path is
-still mounted."""
+is, starting it until it is ready, whether FUSE is here (on CI its absence is a failure, never a
+skip), and whether a path is still mounted."""
 
 import os
 import pathlib
 import shutil
+import subprocess
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -17,6 +20,21 @@ def warmlake_bin() -> str:
     if not os.path.exists(path):
         pytest.fail(f"warmlake binary not found at {path}: build it (cargo build -p warmlake) or set WARMLAKE_BIN")
     return path
+
+
+def start_warmlake(args: list[str], log: pathlib.Path, ready: Callable[[], bool], what: str,
+                   timeout: float = 60) -> subprocess.Popen:
+    """Runs `warmlake args` (output to `log`) until `ready()`; fails the test with the log when it
+    exits or is not ready within `timeout` seconds."""
+    with open(log, "w") as out:
+        process = subprocess.Popen([warmlake_bin(), *args], stdout=out, stderr=out)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{what}: {log.read_text()}")
+        time.sleep(0.1)
+    return process
 
 
 def require(condition: bool, why: str):

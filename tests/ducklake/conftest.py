@@ -12,12 +12,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
-from warmlake_process import mounted, require, require_fuse, warmlake_bin  # noqa: E402,F401
+from warmlake_process import mounted, require, require_fuse, start_warmlake  # noqa: E402,F401
 
 
 def pg_binaries() -> pathlib.Path | None:
@@ -108,15 +107,10 @@ class Daemon:
 
     def start(self):
         self.starts += 1
-        log = open(self.root / f"daemon-{self.starts}.log", "w")
-        self.process = subprocess.Popen([warmlake_bin(), "daemon", "--config", str(self.config)], stdout=log,
-                                        stderr=log)
-        deadline = time.monotonic() + 120
-        while not ((self.mnt / "lake.sql").exists() and (self.sock / ".s.PGSQL.5433").exists()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                pytest.fail(f"the daemon did not start: {self.log()}")
-            time.sleep(0.1)
+        self.process = start_warmlake(
+            ["daemon", "--config", str(self.config)], self.root / f"daemon-{self.starts}.log",
+            lambda: (self.mnt / "lake.sql").exists() and (self.sock / ".s.PGSQL.5433").exists(),
+            "the daemon did not start", timeout=120)
 
     def log(self) -> str:
         return (self.root / f"daemon-{self.starts}.log").read_text()
